@@ -1,0 +1,320 @@
+"""Real container clients, each isolated in a per-test (or per-session) scratch directory.
+
+- `Skopeo`: every call uses a fresh policy, an empty `--registries.d`, its own `--tmpdir`, registries.conf and
+  auth file, `--tls-verify=false`, and a private blob-info cache. containers/image keeps that cache for root
+  at the fixed path /var/lib/containers/cache (it honours no flag or variable for it) and substitutes
+  previously seen compressed variants of a layer (notes/real-peers.md §3), which breaks digest expectations.
+  So skopeo runs in its own mount namespace (`unshare --mount`) with the test's cache directory bind-mounted
+  over that path: the host's cache is never read or written.
+- `Podman`: containers.conf (runc, ulimits that this machine allows), vfs storage under the test's directory
+  (libimage then keeps its blob-info cache there too), registries.conf marking the test registries insecure.
+- `Dockerd`: Debian's dockerd 20.10 with vfs, no bridge, no iptables, `insecure-registries: ["127.0.0.0/8"]`
+  (test registries get a new port each time, and dockerd reads insecure-registries only at start),
+  and the docker CLI pointed at it with its own DOCKER_CONFIG.
+
+Not here: which registry they talk to (servers.py) or what the tests check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+SKOPEO_CACHE_DIR = "/var/lib/containers/cache"
+# Inside a private mount namespace: cover the system blob-info cache with the test's own directory.
+_PRIVATE_CACHE = 'mkdir -p "$1" && mount --bind "$0" "$1" && shift && exec "$@"'
+INSECURE_POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
+
+
+class ClientError(AssertionError):
+    """A client command failed; the message carries the command and its output."""
+
+
+def _check(proc: subprocess.CompletedProcess[str], argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    if proc.returncode != 0:
+        raise ClientError(
+            f"exit {proc.returncode}: {' '.join(argv)}\n--- stdout\n{proc.stdout[-4000:]}\n"
+            f"--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def registries_conf(insecure_hosts: Iterable[str]) -> str:
+    """A registries.conf (v2) with no search registries and each host marked insecure (plain HTTP)."""
+    entries = "".join(f'\n[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in insecure_hosts)
+    return f"unqualified-search-registries = []\n{entries}"
+
+
+class Skopeo:
+    """skopeo with per-instance configuration and blob-info cache (see the module docstring)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.cache_dir = workdir / "blob-info-cache"
+        self.tmp_dir = workdir / "tmp"
+        self.registries_d = workdir / "registries.d"
+        for d in (self.cache_dir, self.tmp_dir, self.registries_d):
+            d.mkdir(parents=True, exist_ok=True)
+        self.policy = workdir / "policy.json"
+        self.policy.write_text(json.dumps(INSECURE_POLICY))
+        self.registries_conf = workdir / "registries.conf"
+        self.registries_conf.write_text(registries_conf(()))
+        self.env = {
+            **os.environ,
+            "CONTAINERS_REGISTRIES_CONF": str(self.registries_conf),
+            "REGISTRY_AUTH_FILE": str(workdir / "auth.json"),
+            "TMPDIR": str(self.tmp_dir),
+        }
+
+    def argv(self, *args: str) -> list[str]:
+        """The full command line for `skopeo ARGS` in a private mount namespace."""
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            _PRIVATE_CACHE,
+            str(self.cache_dir),
+            SKOPEO_CACHE_DIR,
+            "skopeo",
+            "--policy",
+            str(self.policy),
+            "--registries.d",
+            str(self.registries_d),
+            "--tmpdir",
+            str(self.tmp_dir),
+            *args,
+        ]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run `skopeo ARGS`; raises `ClientError` on a non-zero exit when `check`."""
+        argv = self.argv(*args)
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return _check(proc, argv) if check else proc
+
+    def popen(self, *args: str, output: IO[bytes]) -> subprocess.Popen[bytes]:
+        """Start `skopeo ARGS` in the background, stdout and stderr into `output`."""
+        return subprocess.Popen(
+            self.argv(*args), env=self.env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+    @staticmethod
+    def copy_args(src: str, dst: str, *extra: str, debug: bool = False) -> list[str]:
+        """Arguments of `skopeo copy` between any transports, TLS verification off, digests preserved."""
+        return [
+            *(["--debug"] if debug else []),
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            "--retry-times=0",
+            *extra,
+            src,
+            dst,
+        ]
+
+    def copy(self, src: str, dst: str, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`skopeo copy SRC DST` (fails on error)."""
+        return self.run(*self.copy_args(src, dst, *extra), timeout=timeout)
+
+    def inspect_raw(self, ref: str) -> bytes:
+        """`skopeo inspect --raw` of a docker:// reference: the manifest bytes exactly as served."""
+        argv = self.argv("inspect", "--raw", "--tls-verify=false", ref)
+        proc = subprocess.run(argv, env=self.env, capture_output=True, timeout=60, check=False)
+        if proc.returncode != 0:
+            raise ClientError(
+                f"exit {proc.returncode}: {' '.join(argv)}\n{proc.stderr.decode(errors='replace')}"
+            )
+        return proc.stdout
+
+    def list_tags(self, ref: str) -> list[str]:
+        """`skopeo list-tags` of a docker:// repository."""
+        out = self.run("list-tags", "--tls-verify=false", ref).stdout
+        tags: list[str] = json.loads(out)["Tags"]
+        return tags
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root`, deepest first."""
+    prefix = str(root.resolve())
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def remove_tree(root: Path) -> None:
+    """Unmount whatever a container engine left mounted under `root`, then delete it."""
+    for point in _mounts_under(root):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class Podman:
+    """Rootful podman with its own configuration and vfs storage under `workdir`."""
+
+    def __init__(self, workdir: Path, *, insecure_hosts: Iterable[str]) -> None:
+        self.workdir = workdir
+        # runroot and tmp_dir hold sockets (conmon attach, libpod): keep their paths short.
+        self.run_dir = Path(tempfile.mkdtemp(prefix="ty-podman-", dir="/tmp"))
+        conf = workdir / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        self.storage_root = workdir / "storage"
+        (conf / "containers.conf").write_text(
+            "[containers]\n"
+            'default_ulimits = ["nofile=20000:20000", "nproc=1000:1000"]\n'
+            "[engine]\n"
+            'runtime = "runc"\n'
+            'events_logger = "none"\n'
+            f'tmp_dir = "{self.run_dir}/libpod"\n'
+        )
+        (conf / "storage.conf").write_text(
+            "[storage]\n"
+            'driver = "vfs"\n'
+            f'runroot = "{self.run_dir}/storage"\n'
+            f'graphroot = "{self.storage_root}"\n'
+        )
+        (conf / "registries.conf").write_text(registries_conf(insecure_hosts))
+        (conf / "policy.json").write_text(json.dumps(INSECURE_POLICY))
+        self.env = {
+            **os.environ,
+            "CONTAINERS_CONF": str(conf / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf"),
+            "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf"),
+            "REGISTRY_AUTH_FILE": str(conf / "auth.json"),
+            "TMPDIR": str(workdir),
+        }
+        self.policy = conf / "policy.json"
+
+    def run(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run `podman ARGS`; raises `ClientError` on a non-zero exit when `check`."""
+        argv = ["podman", *args]
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return _check(proc, argv) if check else proc
+
+    def close(self) -> None:
+        """Remove containers, storage and run directories."""
+        self.run("rm", "--all", "--force", check=False, timeout=60)
+        remove_tree(self.storage_root)
+        remove_tree(self.run_dir)
+
+
+DOCKERD_READY_TIMEOUT = 60.0
+
+
+class Dockerd:
+    """A private dockerd (notes/real-peers.md §3) and a docker CLI bound to it."""
+
+    name = "dockerd"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        # exec-root holds containerd's sockets: a short path keeps them under the 108-byte limit.
+        self.exec_root = Path(tempfile.mkdtemp(prefix="ty-dockerd-", dir="/tmp"))
+        self.data_root = workdir / "data"
+        self.socket = self.exec_root / "docker.sock"
+        self.log_path = workdir / "dockerd.log"
+        self.config = workdir / "daemon.json"
+        self.client_config = workdir / "client-config"
+        self.client_config.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            json.dumps(
+                {
+                    "storage-driver": "vfs",
+                    "iptables": False,
+                    "ip6tables": False,
+                    "bridge": "none",
+                    "insecure-registries": ["127.0.0.0/8"],
+                    "default-ulimits": {
+                        "nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000},
+                        "nproc": {"Name": "nproc", "Hard": 1000, "Soft": 1000},
+                    },
+                },
+                indent=1,
+            )
+        )
+        self.env: Mapping[str, str] = {
+            **os.environ,
+            "DOCKER_HOST": f"unix://{self.socket}",
+            "DOCKER_CONFIG": str(self.client_config),
+        }
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        """Start dockerd and wait until `docker version` reaches it."""
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            [
+                "dockerd",
+                "--config-file",
+                str(self.config),
+                "--data-root",
+                str(self.data_root),
+                "--exec-root",
+                str(self.exec_root),
+                "--pidfile",
+                str(self.exec_root / "dockerd.pid"),
+                "-H",
+                f"unix://{self.socket}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + DOCKERD_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ClientError(f"dockerd exited with {self._proc.returncode}; see {self.log_path}")
+            if self.socket.exists() and self.docker("version", check=False, timeout=10).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise ClientError(f"dockerd not ready after {DOCKERD_READY_TIMEOUT}s; see {self.log_path}")
+
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the docker CLI against this daemon; raises `ClientError` on a non-zero exit when `check`."""
+        argv = ["docker", *args]
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        return _check(proc, argv) if check else proc
+
+    def info(self) -> dict[str, object]:
+        """`docker info` as JSON."""
+        info: dict[str, object] = json.loads(self.docker("info", "--format", "{{json .}}").stdout)
+        return info
+
+    def stop(self) -> None:
+        """SIGTERM dockerd (it stops its containerd), then remove its directories."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        remove_tree(self.data_root)
+        remove_tree(self.exec_root)

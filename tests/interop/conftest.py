@@ -1,0 +1,121 @@
+"""Fixtures for interop tests: registries as real processes, real clients, test images.
+
+`registry` is the system under test (trustyard; TRUSTYARD_INTEROP_SUT=distribution points it at Debian's
+docker-registry to check the tests themselves), `reference_registry` is docker-registry. Every server a test
+starts is remembered on the test item, and a failing test's report carries the tail of each server's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from .clients import Dockerd, Podman, Skopeo
+from .images import OciImage, debian_image, read_layout, shared_layouts
+from .registry_api import RegistryClient
+from .servers import DistributionServer, RegistryServer, server_under_test, tail
+
+LOGGED_KEY = pytest.StashKey[list[tuple[str, Path]]]()
+LOG_TAIL_LINES = 80
+
+
+def _remember_log(item: pytest.Item, name: str, path: Path) -> None:
+    item.stash.setdefault(LOGGED_KEY, []).append((name, path))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the log tail of every server the test used to a failing report."""
+    report = yield
+    if report.failed:
+        for name, path in item.stash.get(LOGGED_KEY, []):
+            report.sections.append((f"{name} log tail ({path})", tail(path, LOG_TAIL_LINES)))
+    return report
+
+
+RegistryFactory = Callable[..., RegistryServer]
+
+
+@pytest.fixture
+def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryFactory]:
+    """Start registries (`factory(kind=None)`: None = the system under test) that stop after the test."""
+    started: list[RegistryServer] = []
+
+    def factory(kind: type[RegistryServer] | None = None) -> RegistryServer:
+        cls = kind or server_under_test()
+        server = cls(workdir=tmp_path / f"{cls.name}-{len(started)}")
+        _remember_log(request.node, server.name, server.log_path)
+        started.append(server)
+        server.start()
+        return server
+
+    yield factory
+    for server in reversed(started):
+        server.close()
+
+
+@pytest.fixture
+def registry(registry_factory: RegistryFactory) -> RegistryServer:
+    """The registry under test, started on a free port with an empty data dir."""
+    return registry_factory()
+
+
+@pytest.fixture
+def reference_registry(registry_factory: RegistryFactory) -> RegistryServer:
+    """Debian's docker-registry (distribution 2.8.2), delete enabled."""
+    return registry_factory(DistributionServer)
+
+
+@pytest.fixture
+def api(registry: RegistryServer) -> Iterator[RegistryClient]:
+    """An HTTP client of the registry under test."""
+    with RegistryClient(registry.url) as client:
+        yield client
+
+
+@pytest.fixture
+def skopeo(tmp_path: Path) -> Skopeo:
+    """skopeo with its own policy, registries.d, tmpdir and blob-info cache."""
+    return Skopeo(tmp_path / "skopeo")
+
+
+@pytest.fixture
+def podman(tmp_path: Path, registry: RegistryServer) -> Iterator[Podman]:
+    """podman (runc, vfs storage under tmp) that treats the registry under test as insecure."""
+    client = Podman(tmp_path / "podman", insecure_hosts=[registry.host])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    """One dockerd for the session; every 127.0.0.0/8 registry is insecure to it."""
+    daemon = Dockerd(tmp_path_factory.mktemp("dockerd"))
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def docker(request: pytest.FixtureRequest, dockerd: Dockerd) -> Dockerd:
+    """The session's dockerd, its log tail attached to this test's failure report."""
+    _remember_log(request.node, dockerd.name, dockerd.log_path)
+    return dockerd
+
+
+@pytest.fixture(scope="session")
+def alpine_app() -> OciImage:
+    """The shared 3-layer Alpine application image (../shared/images/oci-alpine-app), read-only."""
+    layouts = [layout for layout in shared_layouts() if layout.name == "oci-alpine-app"]
+    assert layouts, "../shared/images/oci-alpine-app is missing"
+    return read_layout(layouts[0])[0]
+
+
+@pytest.fixture(scope="session")
+def debian(tmp_path_factory: pytest.TempPathFactory) -> OciImage:
+    """Debian 12 minbase (shared rootfs, gzip) plus one small layer, built once per session."""
+    return debian_image(tmp_path_factory.mktemp("debian-layout"))
