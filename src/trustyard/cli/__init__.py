@@ -1,0 +1,30 @@
+"""The ``trustyard`` command: one module per command group, wired here explicitly.
+
+Exit codes (stable, for CI): 0 success, 1 a trustyard error (the message says what and why),
+2 a usage error (bad option), 3 a check that found problems (used by scanning and auditing commands).
+"""
+
+from __future__ import annotations
+
+import click
+
+from trustyard import __version__
+from trustyard.cli.gc import gc
+from trustyard.cli.serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="trustyard")
+def main() -> None:
+    """trustyard: a security-first container registry and container-security toolkit.
+
+    Run `trustyard serve` to start the registry on an embedded default (SQLite metadata and blobs in a
+    local folder); every setting can come from options, TRUSTYARD_* environment variables or a TOML
+    file given with --config.
+    """
+
+
+main.add_command(serve)
+main.add_command(gc)
+
+__all__ = ["main"]

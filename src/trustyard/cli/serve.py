@@ -1,0 +1,83 @@
+"""``trustyard serve``: run the registry (HTTP or HTTPS) until SIGINT/SIGTERM, then stop gracefully."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import uvicorn
+
+from trustyard.cli.common import data_options, handle_errors
+from trustyard.config import ConfigError, load_settings
+from trustyard.logs import configure
+from trustyard.registry.app import asgi_app
+
+
+@click.command()
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Address to listen on. [env: TRUSTYARD_LISTEN; default: 127.0.0.1:5000]",
+)
+@data_options
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate chain (enables HTTPS).",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM private key of --tls-cert.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[default: info]")
+@click.option("--log-format", type=click.Choice(["json", "text"]), help="Log lines as JSON or text. [default: json]")
+@click.option("--workers", type=int, help="Worker processes sharing the port. [default: 1]")
+@click.option(
+    "--gc-interval",
+    type=float,
+    metavar="SECONDS",
+    help="Run garbage collection online every SECONDS (0 = never).",
+)
+@handle_errors
+def serve(
+    listen: str | None,
+    config_file: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    log_level: str | None,
+    log_format: str | None,
+    workers: int | None,
+    gc_interval: float | None,
+) -> None:
+    """Serve the OCI distribution API (docker, podman, skopeo, buildah, oras, crane push and pull here).
+
+    Blobs and the SQLite metadata live under --data-dir unless --database-url names another database.
+    Uploads in progress survive a restart; SIGTERM finishes the requests in flight, then exits.
+    """
+    settings = load_settings(
+        config_file,
+        listen=listen,
+        data_dir=data_dir,
+        database_url=database_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_level=log_level,
+        log_format=log_format,
+        workers=workers,
+        gc_interval=gc_interval,
+    )
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    configure(settings.log_level, settings.log_format)
+    app = asgi_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        h11_max_incomplete_event_size=64 * 1024,
+    )

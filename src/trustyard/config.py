@@ -1,0 +1,120 @@
+"""Every setting of trustyard: its default, its environment variable and its config-file key, in one place.
+
+Precedence, highest first: command-line options, ``TRUSTYARD_<NAME>`` environment variables, the TOML
+config file (``--config`` or ``TRUSTYARD_CONFIG``; keys are the field names below), the defaults here.
+Unknown keys in the file are an error, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from trustyard.errors import TrustyardError
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("trustyard_config_file", default=None)
+
+
+class ConfigError(TrustyardError):
+    """A setting has an invalid value or the config file cannot be read."""
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder (``~/.local/share/trustyard`` on Linux)."""
+    return Path(platformdirs.user_data_dir("trustyard", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """trustyard's settings. Field docs are what ``trustyard serve --help`` and the README describe."""
+
+    model_config = SettingsConfigDict(env_prefix="TRUSTYARD_", extra="forbid", frozen=True)
+
+    listen: str = Field(default="127.0.0.1:5000", description="HOST:PORT the server listens on")
+    data_dir: Path = Field(default_factory=default_data_dir, description="folder for blobs and metadata")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; default SQLite file <data_dir>/trustyard.db",
+    )
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain; enables HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key for tls_cert")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = Field(default="json", description="json lines or human text")
+    max_manifest_size: int = Field(default=4 * 1024 * 1024, gt=0, description="largest manifest accepted")
+    fsync: bool = Field(default=True, description="fsync blobs before they become visible (durability)")
+    workers: int = Field(default=1, ge=1, le=64, description="server worker processes")
+    gc_interval: float = Field(default=0, ge=0, description="seconds between online GC runs in serve; 0=off")
+    gc_grace_period: float = Field(
+        default=3600, ge=0, description="unreferenced blobs younger than this are never collected"
+    )
+    gc_delete_untagged: bool = Field(default=False, description="scheduled GC also removes untagged manifests")
+    upload_expiry: float = Field(default=7 * 24 * 3600, gt=0, description="abandoned uploads expire after")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:5000")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Command line, then environment, then the TOML file chosen by ``load_settings``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen``."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The port part of ``listen``."""
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def metadata_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'trustyard.db'}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from overrides (``None`` values ignored), environment and config file."""
+    if config_file is None and os.environ.get("TRUSTYARD_CONFIG"):
+        config_file = Path(os.environ["TRUSTYARD_CONFIG"])
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from e
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read config file {config_file}: {e}") from e
+    finally:
+        _CONFIG_FILE.reset(token)

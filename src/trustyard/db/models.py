@@ -1,0 +1,117 @@
+"""The metadata schema: SQLAlchemy Core tables shared by SQLite and PostgreSQL.
+
+The database is the registry's source of truth for what exists where: a blob file that no row names is
+invisible (and garbage), a row is only written after its blob is durable. Foreign keys make the database
+itself refuse to forget a blob that a manifest still references. Times are epoch seconds (float) so the
+same arithmetic works on both backends. Schema changes go through Alembic migrations in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+DIGEST = String(150)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # bumped whenever something starts to rely on the blob (upload, mount, manifest push, HEAD); garbage
+    # collection only deletes rows whose last_used is older than its grace period, re-checked under lock
+    Column("last_used", Float, nullable=False),
+)
+
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_repository_blobs_digest", "digest"),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("artifact_type", String(255), nullable=True),
+    Column("subject", DIGEST, nullable=True),
+    Column("annotations", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_manifests_subject", "repository_id", "subject"),
+    Index("ix_manifests_digest", "digest"),
+)
+
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column("repository_id", Integer, primary_key=True),
+    Column("manifest_digest", DIGEST, primary_key=True),
+    Column("child_digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
+    Column("is_manifest", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+        name="fk_manifest_references_manifest",
+    ),
+    Index("ix_manifest_references_child", "child_digest"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("repository_id", Integer, primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("manifest_digest", DIGEST, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+        name="fk_tags_manifest",
+    ),
+    Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -1,0 +1,262 @@
+"""Online garbage collection: reclaim blobs and manifests nothing needs, while pushes keep going.
+
+Unlike the reference registry, which must be read-only while it collects, this collector runs beside a
+live server (or inside it, on a schedule). Safety rests on three rules:
+- a blob is deleted only if no manifest references it and its ``last_used`` is older than the grace
+  period; that condition is re-checked inside the deleting transaction with the row locked, and every
+  write that starts relying on a blob (upload, mount, manifest push, HEAD) refreshes ``last_used``
+  under the same lock, so the two serialise;
+- the blob file is unlinked inside that transaction, so a concurrent re-upload (which renames its file
+  while holding the row) is ordered before or after it, never between;
+- orphan files and upload leftovers are removed only when older than the grace period (a commit
+  refreshes the file's mtime first).
+With ``delete_untagged``, manifests not reachable from a tag (directly, through an index, or as a
+referrer of a reachable manifest) and older than the grace period are deleted first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+from sqlalchemy import and_, delete, exists, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from trustyard.db.models import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+from trustyard.errors import TrustyardError
+from trustyard.oci.digest import Digest
+from trustyard.registry.service import RegistryService
+from trustyard.storage.base import StorageError
+
+log = logging.getLogger("trustyard.gc")
+BATCH = 200
+
+
+@dataclass
+class GcReport:
+    """What a collection deleted (or, in a dry run, would delete)."""
+
+    dry_run: bool
+    manifests: list[tuple[str, str]] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    uploads: int = 0
+    orphan_files: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-able summary."""
+        return {
+            "dry_run": self.dry_run,
+            "manifests_deleted": [{"repository": r, "digest": d} for r, d in self.manifests],
+            "blobs_deleted": self.blobs,
+            "bytes_freed": self.bytes_freed,
+            "uploads_expired": self.uploads,
+            "orphan_files_removed": self.orphan_files,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class GarbageCollector:
+    """Mark and sweep over the metadata database and the blob store."""
+
+    def __init__(
+        self,
+        service: RegistryService,
+        *,
+        grace_period: float,
+        delete_untagged: bool = False,
+        upload_expiry: float = 7 * 24 * 3600,
+    ) -> None:
+        self.service = service
+        self.db = service.db
+        self.store = service.store
+        self.grace_period = grace_period
+        self.delete_untagged = delete_untagged
+        self.upload_expiry = upload_expiry
+
+    def run(self, *, dry_run: bool = False) -> GcReport:
+        """One full collection."""
+        started = time.monotonic()
+        report = GcReport(dry_run=dry_run)
+        cutoff = time.time() - self.grace_period
+        try:
+            if self.delete_untagged:
+                self._untagged(cutoff, report)
+            self._blobs(cutoff, report)
+            self._uploads(cutoff, report)
+            self._orphans(cutoff, report)
+        except SQLAlchemyError as e:
+            raise TrustyardError(f"garbage collection stopped: database error: {e}") from e
+        except StorageError as e:
+            raise TrustyardError(f"garbage collection stopped: {e.message}") from e
+        report.seconds = time.monotonic() - started
+        log.info(
+            "garbage collection finished",
+            extra={
+                "dry_run": dry_run,
+                "manifests": len(report.manifests),
+                "blobs": len(report.blobs),
+                "bytes_freed": report.bytes_freed,
+                "uploads": report.uploads,
+                "orphans": report.orphan_files,
+                "seconds": round(report.seconds, 3),
+            },
+        )
+        return report
+
+    async def run_every(self, interval: float) -> None:
+        """Collect forever, every ``interval`` seconds (the ``serve`` schedule); errors are logged."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await anyio.to_thread.run_sync(self.run)
+            except TrustyardError as e:
+                log.error("scheduled garbage collection failed: %s", e.message)
+
+    # -- untagged manifests --------------------------------------------------------------------------------
+
+    def _untagged(self, cutoff: float, report: GcReport) -> None:
+        with self.db.read() as conn:
+            repos = list(conn.execute(select(repositories.c.id, repositories.c.name)))
+        for rid, name in repos:
+            with self.db.read() as conn:
+                rows = list(
+                    conn.execute(
+                        select(manifests.c.digest, manifests.c.subject, manifests.c.created_at).where(
+                            manifests.c.repository_id == rid
+                        )
+                    )
+                )
+                tagged = {r[0] for r in conn.execute(select(tags.c.manifest_digest).where(tags.c.repository_id == rid))}
+                edges = list(
+                    conn.execute(
+                        select(manifest_references.c.manifest_digest, manifest_references.c.child_digest).where(
+                            manifest_references.c.repository_id == rid, manifest_references.c.is_manifest == 1
+                        )
+                    )
+                )
+            children: dict[str, list[str]] = {}
+            for parent, child in edges:
+                children.setdefault(parent, []).append(child)
+            referrers: dict[str, list[str]] = {}
+            for digest, subject, _ in rows:
+                if subject:
+                    referrers.setdefault(subject, []).append(digest)
+            live: set[str] = set()
+            todo = list(tagged)
+            while todo:
+                d = todo.pop()
+                if d in live:
+                    continue
+                live.add(d)
+                todo.extend(children.get(d, ()))
+                todo.extend(referrers.get(d, ()))
+            doomed = [digest for digest, _, created in rows if digest not in live and created < cutoff]
+            for digest in doomed:
+                if report.dry_run or self._delete_manifest(rid, digest):
+                    report.manifests.append((name, digest))
+
+    def _delete_manifest(self, rid: int, digest: str) -> bool:
+        """Delete an untagged manifest unless, by now, a tag or another manifest points to it."""
+        with self.db.write() as conn:
+            if conn.execute(
+                select(tags.c.name).where(tags.c.repository_id == rid, tags.c.manifest_digest == digest).limit(1)
+            ).first():
+                return False
+            if conn.execute(
+                select(manifest_references.c.manifest_digest)
+                .where(manifest_references.c.repository_id == rid, manifest_references.c.child_digest == digest)
+                .limit(1)
+            ).first():
+                return False
+            conn.execute(
+                delete(manifest_references).where(
+                    manifest_references.c.repository_id == rid,
+                    manifest_references.c.manifest_digest == digest,
+                )
+            )
+            result = conn.execute(
+                delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == digest)
+            )
+            return bool(result.rowcount)
+
+    # -- blobs ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _unreferenced(cutoff: float) -> object:
+        return and_(
+            blobs.c.last_used < cutoff,
+            ~exists().where(manifest_references.c.child_digest == blobs.c.digest),
+            ~exists().where(manifests.c.digest == blobs.c.digest),
+        )
+
+    def _blobs(self, cutoff: float, report: GcReport) -> None:
+        condition = self._unreferenced(cutoff)
+        with self.db.read() as conn:
+            candidates = list(conn.execute(select(blobs.c.digest, blobs.c.size).where(condition)))  # type: ignore[arg-type]
+        if report.dry_run:
+            report.blobs.extend(d for d, _ in candidates)
+            report.bytes_freed += sum(int(s) for _, s in candidates)
+            return
+        for i in range(0, len(candidates), BATCH):
+            batch = [d for d, _ in candidates[i : i + BATCH]]
+            with self.db.write() as conn:
+                locked = list(
+                    conn.execute(
+                        select(blobs.c.digest, blobs.c.size)
+                        .where(blobs.c.digest.in_(batch), condition)  # type: ignore[arg-type]
+                        .with_for_update()
+                    )
+                )
+                if not locked:
+                    continue
+                digests = [d for d, _ in locked]
+                conn.execute(delete(repository_blobs).where(repository_blobs.c.digest.in_(digests)))
+                conn.execute(delete(blobs).where(blobs.c.digest.in_(digests)))
+                for d in digests:
+                    self.store.delete(Digest.parse(d))
+            report.blobs.extend(digests)
+            report.bytes_freed += sum(int(s) for _, s in locked)
+
+    # -- uploads and orphans -------------------------------------------------------------------------------
+
+    def _uploads(self, cutoff: float, report: GcReport) -> None:
+        expired = self.service.meta.expired_uploads(time.time() - self.upload_expiry)
+        known = self.service.meta.all_upload_ids()
+        stray = [uid for uid, mtime in self.store.iter_uploads() if uid not in known and mtime < cutoff]
+        report.uploads = len(expired) + len(stray)
+        if report.dry_run:
+            return
+        for uid in expired:
+            with self.db.write() as conn:
+                conn.execute(delete(uploads).where(uploads.c.id == uid))
+            self.store.delete_upload(uid)
+        for uid in stray:
+            self.store.delete_upload(uid)
+        report.orphan_files += self.store.remove_stale_temporaries(cutoff)
+
+    def _orphans(self, cutoff: float, report: GcReport) -> None:
+        """Blob files no row names (a crash between rename and commit), older than the grace period."""
+        with self.db.read() as conn:
+            known = {r[0] for r in conn.execute(select(blobs.c.digest))}
+        for digest, mtime in list(self.store.iter_blobs()):
+            if str(digest) in known or mtime >= cutoff:
+                continue
+            report.orphan_files += 1
+            if report.dry_run:
+                continue
+            with self.db.write() as conn:
+                if conn.execute(select(blobs.c.digest).where(blobs.c.digest == str(digest))).first() is None:
+                    self.store.delete(digest)

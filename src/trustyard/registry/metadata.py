@@ -1,0 +1,421 @@
+"""The registry's metadata: repositories, blob links, manifests, tags and uploads, in SQL.
+
+Every function here is one query or one short transaction; the rules (what may be pushed, what a
+reference means) live in ``service.py``. SQLite and PostgreSQL share every statement; upserts use each
+dialect's ``ON CONFLICT``. Write paths that must not race garbage collection ``touch`` the blob rows they
+rely on (``UPDATE blobs SET last_used``), which takes the row lock GC needs to delete them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from trustyard.db.engine import Database
+from trustyard.db.models import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+
+TOUCH_INTERVAL = 10.0
+"""A blob's ``last_used`` is refreshed by reads at most this often (seconds); writes always refresh it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    """What the database knows of a manifest in a repository."""
+
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrerRecord:
+    """A manifest whose subject is a given digest."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class NewManifest:
+    """Everything ``put_manifest`` records about a pushed manifest."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    subject: str | None
+    annotations: dict[str, str]
+    blob_digests: frozenset[str]
+    child_digests: frozenset[str]
+
+
+class MissingReferencesError(Exception):
+    """Internal signal: some blobs or child manifests named by a manifest are not in the repository."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(", ".join(missing))
+        self.missing = list(missing)
+
+
+class MetadataStore:
+    """SQL metadata over a ``Database``; thread-safe (one connection per call)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._repo_ids: dict[str, int] = {}
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _insert(self, table: Any) -> Any:
+        return sqlite.insert(table) if self.db.is_sqlite else postgresql.insert(table)
+
+    def _repo_id(self, conn: Connection, name: str) -> int | None:
+        cached = self._repo_ids.get(name)
+        if cached is not None:
+            return cached
+        rid = conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
+        if rid is not None:
+            self._repo_ids[name] = rid
+        return rid
+
+    def _ensure_repo(self, conn: Connection, name: str) -> int:
+        rid = self._repo_id(conn, name)
+        if rid is not None:
+            return rid
+        conn.execute(
+            self._insert(repositories)
+            .values(name=name, created_at=time.time())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        rid = conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar_one()
+        return int(rid)
+
+    # -- repositories --------------------------------------------------------------------------------------
+
+    def repository_exists(self, name: str) -> bool:
+        """Whether the repository has ever held anything."""
+        with self.db.read() as conn:
+            return self._repo_id(conn, name) is not None
+
+    def catalog(self, limit: int | None, last: str | None) -> list[str]:
+        """Repository names holding at least one manifest, sorted, after ``last``."""
+        q = (
+            select(repositories.c.name)
+            .where(exists().where(manifests.c.repository_id == repositories.c.id))
+            .order_by(repositories.c.name)
+        )
+        if last:
+            q = q.where(repositories.c.name > last)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute(q)]
+
+    # -- blobs ---------------------------------------------------------------------------------------------
+
+    def blob_size(self, name: str, digest: str, *, touch: bool = False) -> int | None:
+        """The size of a blob linked to the repository, else ``None``; ``touch`` marks it as in use."""
+        q = (
+            select(blobs.c.size, blobs.c.last_used)
+            .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
+            .join(repositories, repositories.c.id == repository_blobs.c.repository_id)
+            .where(repositories.c.name == name, repository_blobs.c.digest == digest)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            return None
+        now = time.time()
+        if touch and row.last_used < now - TOUCH_INTERVAL:
+            with self.db.write() as conn:
+                conn.execute(update(blobs).where(blobs.c.digest == digest).values(last_used=now))
+        return int(row.size)
+
+    def blob_exists_anywhere(self, digest: str) -> int | None:
+        """The size of a blob held in any repository (for manifests stored as blobs)."""
+        with self.db.read() as conn:
+            size = conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar()
+        return None if size is None else int(size)
+
+    def record_blob(self, conn: Connection, name: str, digest: str, size: int) -> None:
+        """Inside a write transaction: make sure the blob row exists (touched) and is linked to ``name``."""
+        now = time.time()
+        rid = self._ensure_repo(conn, name)
+        conn.execute(
+            self._insert(blobs)
+            .values(digest=digest, size=size, created_at=now, last_used=now)
+            .on_conflict_do_update(index_elements=["digest"], set_={"last_used": now})
+        )
+        conn.execute(
+            self._insert(repository_blobs)
+            .values(repository_id=rid, digest=digest, created_at=now)
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+
+    def mount_blob(self, name: str, digest: str, source: str) -> int | None:
+        """Link a blob of repository ``source`` into ``name``; its size, or ``None`` if ``source`` lacks it."""
+        with self.db.write() as conn:
+            src = self._repo_id(conn, source)
+            if src is None:
+                return None
+            size = conn.execute(
+                select(blobs.c.size)
+                .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
+                .where(repository_blobs.c.repository_id == src, repository_blobs.c.digest == digest)
+            ).scalar()
+            if size is None:
+                return None
+            self.record_blob(conn, name, digest, int(size))
+            return int(size)
+
+    def unlink_blob(self, name: str, digest: str) -> bool:
+        """Remove a blob from a repository (the content stays for other repositories until GC)."""
+        with self.db.write() as conn:
+            rid = self._repo_id(conn, name)
+            if rid is None:
+                return False
+            result = conn.execute(
+                delete(repository_blobs).where(
+                    repository_blobs.c.repository_id == rid, repository_blobs.c.digest == digest
+                )
+            )
+            return bool(result.rowcount)
+
+    # -- uploads -------------------------------------------------------------------------------------------
+
+    def create_upload(self, name: str, upload_id: str) -> None:
+        """Record a new upload session for a repository."""
+        with self.db.write() as conn:
+            rid = self._ensure_repo(conn, name)
+            conn.execute(uploads.insert().values(id=upload_id, repository_id=rid, created_at=time.time()))
+
+    def upload_exists(self, name: str, upload_id: str) -> bool:
+        """Whether the upload session belongs to the repository."""
+        q = (
+            select(uploads.c.id)
+            .join(repositories, repositories.c.id == uploads.c.repository_id)
+            .where(uploads.c.id == upload_id, repositories.c.name == name)
+        )
+        with self.db.read() as conn:
+            return conn.execute(q).first() is not None
+
+    def delete_upload(self, conn: Connection, upload_id: str) -> None:
+        """Inside a write transaction: forget an upload session."""
+        conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+
+    def expired_uploads(self, before: float) -> list[str]:
+        """Upload sessions created before ``before``."""
+        with self.db.read() as conn:
+            return [r[0] for r in conn.execute(select(uploads.c.id).where(uploads.c.created_at < before))]
+
+    def all_upload_ids(self) -> set[str]:
+        """Every recorded upload session."""
+        with self.db.read() as conn:
+            return {r[0] for r in conn.execute(select(uploads.c.id))}
+
+    # -- manifests and tags --------------------------------------------------------------------------------
+
+    def resolve_tag(self, name: str, tag: str) -> ManifestRecord | None:
+        """The manifest a tag points to."""
+        q = (
+            select(manifests.c.digest, manifests.c.media_type, manifests.c.size)
+            .select_from(
+                tags.join(
+                    manifests,
+                    and_(
+                        manifests.c.repository_id == tags.c.repository_id,
+                        manifests.c.digest == tags.c.manifest_digest,
+                    ),
+                )
+            )
+            .join(repositories, repositories.c.id == tags.c.repository_id)
+            .where(repositories.c.name == name, tags.c.name == tag)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else ManifestRecord(row.digest, row.media_type, int(row.size))
+
+    def get_manifest(self, name: str, digest: str) -> ManifestRecord | None:
+        """A manifest of the repository by digest."""
+        q = (
+            select(manifests.c.digest, manifests.c.media_type, manifests.c.size)
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(repositories.c.name == name, manifests.c.digest == digest)
+        )
+        with self.db.read() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else ManifestRecord(row.digest, row.media_type, int(row.size))
+
+    def put_manifest(self, name: str, m: NewManifest, tag_names: Iterable[str]) -> None:
+        """Record a manifest (its bytes already durable in the store), its references and tags, atomically.
+
+        Raises ``MissingReferencesError`` (and changes nothing) when a blob or child manifest is not in the
+        repository. The blob rows it relies on are touched, which serialises with garbage collection.
+        """
+        now = time.time()
+        with self.db.write() as conn:
+            rid = self._ensure_repo(conn, name)
+            missing: list[str] = []
+            if m.blob_digests:
+                linked = {
+                    r[0]
+                    for r in conn.execute(
+                        select(repository_blobs.c.digest).where(
+                            repository_blobs.c.repository_id == rid,
+                            repository_blobs.c.digest.in_(m.blob_digests),
+                        )
+                    )
+                }
+                missing += sorted(m.blob_digests - linked)
+            if m.child_digests:
+                present = {
+                    r[0]
+                    for r in conn.execute(
+                        select(manifests.c.digest).where(
+                            manifests.c.repository_id == rid, manifests.c.digest.in_(m.child_digests)
+                        )
+                    )
+                }
+                missing += sorted(m.child_digests - present)
+            referenced = m.blob_digests | m.child_digests
+            if referenced and not missing:
+                touched = conn.execute(
+                    update(blobs).where(blobs.c.digest.in_(referenced)).values(last_used=now)
+                ).rowcount
+                if touched != len(referenced):
+                    rows = conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(referenced)))
+                    missing += sorted(referenced - {r[0] for r in rows})
+            if missing:
+                raise MissingReferencesError(missing)
+            conn.execute(
+                self._insert(blobs)
+                .values(digest=m.digest, size=m.size, created_at=now, last_used=now)
+                .on_conflict_do_update(index_elements=["digest"], set_={"last_used": now})
+            )
+            inserted = conn.execute(
+                self._insert(manifests)
+                .values(
+                    repository_id=rid,
+                    digest=m.digest,
+                    media_type=m.media_type,
+                    size=m.size,
+                    artifact_type=m.artifact_type,
+                    subject=m.subject,
+                    annotations=json.dumps(m.annotations, sort_keys=True) if m.annotations else None,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            ).rowcount
+            if inserted and referenced:
+                conn.execute(
+                    manifest_references.insert(),
+                    [
+                        {
+                            "repository_id": rid,
+                            "manifest_digest": m.digest,
+                            "child_digest": d,
+                            "is_manifest": int(d in m.child_digests),
+                        }
+                        for d in sorted(referenced)
+                    ],
+                )
+            for tag in tag_names:
+                conn.execute(
+                    self._insert(tags)
+                    .values(repository_id=rid, name=tag, manifest_digest=m.digest, updated_at=now)
+                    .on_conflict_do_update(
+                        index_elements=["repository_id", "name"],
+                        set_={"manifest_digest": m.digest, "updated_at": now},
+                    )
+                )
+
+    def delete_manifest(self, name: str, digest: str) -> bool:
+        """Delete a manifest and every tag pointing to it."""
+        with self.db.write() as conn:
+            rid = self._repo_id(conn, name)
+            if rid is None:
+                return False
+            conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.manifest_digest == digest))
+            conn.execute(
+                delete(manifest_references).where(
+                    manifest_references.c.repository_id == rid,
+                    manifest_references.c.manifest_digest == digest,
+                )
+            )
+            result = conn.execute(
+                delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == digest)
+            )
+            return bool(result.rowcount)
+
+    def delete_tag(self, name: str, tag: str) -> bool:
+        """Delete one tag (the manifest stays)."""
+        with self.db.write() as conn:
+            rid = self._repo_id(conn, name)
+            if rid is None:
+                return False
+            result = conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.name == tag))
+            return bool(result.rowcount)
+
+    def list_tags(self, name: str, limit: int | None, last: str | None) -> list[str] | None:
+        """Tags of a repository in lexical order after ``last``; ``None`` if the repository is unknown."""
+        with self.db.read() as conn:
+            rid = self._repo_id(conn, name)
+            if rid is None:
+                return None
+            q = select(tags.c.name).where(tags.c.repository_id == rid).order_by(tags.c.name)
+            if last:
+                q = q.where(tags.c.name > last)
+            if limit is not None:
+                q = q.limit(limit)
+            return [r[0] for r in conn.execute(q)]
+
+    def referrers(self, name: str, subject: str) -> list[ReferrerRecord]:
+        """Manifests of the repository whose ``subject`` is ``subject``."""
+        q = (
+            select(
+                manifests.c.digest,
+                manifests.c.media_type,
+                manifests.c.size,
+                manifests.c.artifact_type,
+                manifests.c.annotations,
+            )
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(repositories.c.name == name, manifests.c.subject == subject)
+            .order_by(manifests.c.created_at, manifests.c.digest)
+        )
+        with self.db.read() as conn:
+            return [
+                ReferrerRecord(
+                    r.digest,
+                    r.media_type,
+                    int(r.size),
+                    r.artifact_type,
+                    json.loads(r.annotations) if r.annotations else {},
+                )
+                for r in conn.execute(q)
+            ]
+
+    def counts(self) -> dict[str, int]:
+        """How many rows each table holds (for status output)."""
+        with self.db.read() as conn:
+            return {
+                t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (repositories, blobs, manifests, tags, uploads)
+            }
