@@ -12,7 +12,7 @@ Contract every driver keeps (DESIGN.md rule 5, durable before visible):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from trustyard.errors import TrustyardError
@@ -62,8 +62,8 @@ class BlobStore(Protocol):
         """Start an empty upload."""
         ...
 
-    def append_upload(self, upload_id: str, data: bytes | bytearray | memoryview) -> None:
-        """Append bytes to an upload (the caller guarantees order)."""
+    def append_upload(self, upload_id: str, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Append the chunks, in order, to an upload (the caller guarantees no concurrent append)."""
         ...
 
     def iter_upload(self, upload_id: str, chunk_size: int) -> Iterator[bytes]:
