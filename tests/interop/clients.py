@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -99,16 +100,20 @@ class Skopeo:
     def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run `skopeo ARGS`; raises `ClientError` on a non-zero exit when `check`."""
         argv = self.argv(*args)
-        proc = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         return _check(proc, argv) if check else proc
 
-    def popen(self, *args: str, output: IO[bytes]) -> subprocess.Popen[bytes]:
-        """Start `skopeo ARGS` in the background, stdout and stderr into `output`."""
-        return subprocess.Popen(
-            self.argv(*args), env=self.env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+    def start_copy(self, src: str, dst: str, *, log: Path, debug: bool = False) -> BackgroundCopy:
+        """Start `skopeo copy SRC DST` in the background, its output into the file `log`."""
+        with log.open("wb") as output:
+            proc = subprocess.Popen(
+                self.argv(*self.copy_args(src, dst, debug=debug)),
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return BackgroundCopy(src=src, dst=dst, log=log, proc=proc)
 
     @staticmethod
     def copy_args(src: str, dst: str, *extra: str, debug: bool = False) -> list[str]:
@@ -134,9 +139,7 @@ class Skopeo:
         argv = self.argv("inspect", "--raw", "--tls-verify=false", ref)
         proc = subprocess.run(argv, env=self.env, capture_output=True, timeout=60, check=False)
         if proc.returncode != 0:
-            raise ClientError(
-                f"exit {proc.returncode}: {' '.join(argv)}\n{proc.stderr.decode(errors='replace')}"
-            )
+            raise ClientError(f"exit {proc.returncode}: {' '.join(argv)}\n{proc.stderr.decode(errors='replace')}")
         return proc.stdout
 
     def list_tags(self, ref: str) -> list[str]:
@@ -144,6 +147,43 @@ class Skopeo:
         out = self.run("list-tags", "--tls-verify=false", ref).stdout
         tags: list[str] = json.loads(out)["Tags"]
         return tags
+
+
+@dataclass
+class BackgroundCopy:
+    """A `skopeo copy` running in the background."""
+
+    src: str
+    dst: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code, or None while it runs."""
+        return self.proc.poll()
+
+    def wait(self, timeout: float = 120) -> int:
+        """Wait for the exit code."""
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """Everything it printed so far."""
+        return self.log.read_text(errors="replace")
+
+
+def wait_all(copies: Sequence[BackgroundCopy], timeout: float = 120) -> list[int]:
+    """Wait for every copy (shared deadline); kills the stragglers and fails if the deadline passes."""
+    deadline = time.monotonic() + timeout
+    codes = []
+    for copy in copies:
+        try:
+            codes.append(copy.proc.wait(timeout=max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            for c in copies:
+                c.proc.kill()
+            raise ClientError(f"skopeo copy {copy.src} -> {copy.dst} still running after {timeout}s") from None
+    return codes
 
 
 def _mounts_under(root: Path) -> list[str]:
@@ -184,10 +224,7 @@ class Podman:
             f'tmp_dir = "{self.run_dir}/libpod"\n'
         )
         (conf / "storage.conf").write_text(
-            "[storage]\n"
-            'driver = "vfs"\n'
-            f'runroot = "{self.run_dir}/storage"\n'
-            f'graphroot = "{self.storage_root}"\n'
+            f'[storage]\ndriver = "vfs"\nrunroot = "{self.run_dir}/storage"\ngraphroot = "{self.storage_root}"\n'
         )
         (conf / "registries.conf").write_text(registries_conf(insecure_hosts))
         (conf / "policy.json").write_text(json.dumps(INSECURE_POLICY))
@@ -204,9 +241,7 @@ class Podman:
     def run(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run `podman ARGS`; raises `ClientError` on a non-zero exit when `check`."""
         argv = ["podman", *args]
-        proc = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         return _check(proc, argv) if check else proc
 
     def close(self) -> None:
@@ -288,14 +323,10 @@ class Dockerd:
             time.sleep(0.1)
         raise ClientError(f"dockerd not ready after {DOCKERD_READY_TIMEOUT}s; see {self.log_path}")
 
-    def docker(
-        self, *args: str, check: bool = True, timeout: float = 180
-    ) -> subprocess.CompletedProcess[str]:
+    def docker(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run the docker CLI against this daemon; raises `ClientError` on a non-zero exit when `check`."""
         argv = ["docker", *args]
-        proc = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         return _check(proc, argv) if check else proc
 
     def info(self) -> dict[str, object]:

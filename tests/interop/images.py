@@ -32,9 +32,7 @@ OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 REF_NAME = "org.opencontainers.image.ref.name"
 EPOCH_2024 = 1704067200
 
-SHARED_IMAGES = (
-    Path(os.environ.get("TRUSTYARD_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "images"
-)
+SHARED_IMAGES = Path(os.environ.get("TRUSTYARD_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "images"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -204,16 +202,19 @@ class Layer:
     diff_id: str
 
     @classmethod
-    def from_files(cls, files: Mapping[str, bytes], *, mode: int = 0o644) -> Layer:
-        """A gzip layer holding `files` (gzip mtime 0, level 1: these tests need speed, not ratio)."""
+    def from_files(cls, files: Mapping[str, bytes], *, mode: int = 0o644, level: int = 1) -> Layer:
+        """A gzip layer holding `files` (gzip mtime 0; level 1 by default: tests need speed, not ratio)."""
         tar = tar_bytes(files, mode=mode)
-        return cls(blob=gzip.compress(tar, compresslevel=1, mtime=0), diff_id=sha256_digest(tar))
+        return cls(blob=gzip.compress(tar, compresslevel=level, mtime=0), diff_id=sha256_digest(tar))
 
     @classmethod
     def random(cls, seed: str, size: int) -> Layer:
-        """A layer with one file of `size` pseudo-random bytes, the same bytes for the same seed."""
+        """A layer with one file of `size` pseudo-random bytes, the same bytes for the same seed.
+
+        Random bytes do not compress: gzip level 0 (stored blocks) makes a valid gzip layer at copy speed.
+        """
         data = random.Random(seed).randbytes(size)
-        return cls.from_files({f"data/{seed}.bin": data})
+        return cls.from_files({f"data/{seed}.bin": data}, level=0)
 
     @property
     def descriptor(self) -> Descriptor:
@@ -340,6 +341,4 @@ def debian_image(layout: Path, ref: str = "debian-bookworm:1", root: Path = SHAR
     base_diff_id = "sha256:" + diff_hash.hexdigest()
     marker = Layer.from_files({"etc/trustyard-test.txt": b"hello from layer 2\n"})
     builder.put_blob(marker.blob)
-    return builder.add_image(
-        ref, [(base, base_diff_id), (marker.descriptor, marker.diff_id)], cmd=["/bin/bash"]
-    )
+    return builder.add_image(ref, [(base, base_diff_id), (marker.descriptor, marker.diff_id)], cmd=["/bin/bash"])

@@ -102,10 +102,12 @@ class RegistryClient:
         return urljoin(self.base_url + "/", location)
 
     # -- discovery ---------------------------------------------------------------------------------------
-    def _paged(self, path: str, key: str) -> Iterator[str]:
+    def _paged(self, path: str, key: str, *, missing_ok: bool = False) -> Iterator[str]:
         url: str | None = path
         while url is not None:
             response = self.http.get(url)
+            if missing_ok and response.status_code == 404 and oci_error_codes(response) == ["NAME_UNKNOWN"]:
+                return
             response.raise_for_status()
             yield from json.loads(response.content).get(key) or []
             link = response.headers.get("link")
@@ -116,8 +118,12 @@ class RegistryClient:
         return list(self._paged("/v2/_catalog?n=100", "repositories"))
 
     def tags(self, repo: str) -> list[str]:
-        """All tags of a repository (`GET /v2/<name>/tags/list`, following `Link`)."""
-        return list(self._paged(f"/v2/{repo}/tags/list?n=100", "tags"))
+        """All tags of a repository (`GET /v2/<name>/tags/list`, following `Link`).
+
+        A catalogued repository without tags may answer 404 NAME_UNKNOWN (distribution 2.8 does, for a
+        repository that holds only blobs or upload sessions): that is an empty list.
+        """
+        return list(self._paged(f"/v2/{repo}/tags/list?n=100", "tags", missing_ok=True))
 
     # -- content -----------------------------------------------------------------------------------------
     def get_manifest(self, repo: str, reference: str) -> Manifest:

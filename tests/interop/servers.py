@@ -52,8 +52,9 @@ class RegistryServer:
     """One registry process bound to 127.0.0.1:port, its data in `data_dir`, its output in `log_path`."""
 
     name = "registry"
-    # exit codes of a graceful stop (SIGTERM); anything else is a failure to stop gracefully
-    graceful_exit_codes: tuple[int, ...] = (0,)
+    # exit codes of a graceful stop (SIGTERM); anything else is a failure to stop gracefully. uvicorn
+    # re-raises the signal after a clean shutdown, so -SIGTERM is graceful too.
+    graceful_exit_codes: tuple[int, ...] = (0, -signal.SIGTERM)
 
     def __init__(self, *, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
@@ -132,17 +133,13 @@ class RegistryServer:
                     last = f"HTTP {response.status_code}"
                 time.sleep(0.05)
         self.kill()
-        raise ServerError(
-            f"{self.name} not ready after {READY_TIMEOUT}s ({last}); log tail:\n{tail(self.log_path)}"
-        )
+        raise ServerError(f"{self.name} not ready after {READY_TIMEOUT}s ({last}); log tail:\n{tail(self.log_path)}")
 
     def stop(self) -> int:
         """Graceful stop: SIGTERM, wait; fails unless it exits in time with a graceful exit code."""
         code = self._end(signal.SIGTERM)
         if code not in self.graceful_exit_codes:
-            raise ServerError(
-                f"{self.name} exited with {code} after SIGTERM; log tail:\n{tail(self.log_path)}"
-            )
+            raise ServerError(f"{self.name} exited with {code} after SIGTERM; log tail:\n{tail(self.log_path)}")
         return code
 
     def kill(self) -> int:
@@ -229,6 +226,7 @@ storage:
   cache: {{blobdescriptor: inmemory}}
 http:
   addr: {host}
+  secret: trustyard-interop-tests  # fixed, so upload state tokens outlive a restart
   headers: {{X-Content-Type-Options: [nosniff]}}
 """
 
@@ -237,7 +235,6 @@ class DistributionServer(RegistryServer):
     """Debian's `docker-registry` (distribution 2.8.2), configured as in notes/real-peers.md §1."""
 
     name = "docker-registry"
-    graceful_exit_codes = (0, -signal.SIGTERM)
 
     def __init__(self, *, workdir: Path, port: int | None = None) -> None:
         super().__init__(workdir=workdir, port=port)
