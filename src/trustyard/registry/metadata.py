@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, select, update
+from sqlalchemy import Connection, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustyard.db.engine import Database
@@ -26,6 +26,23 @@ from trustyard.db.models import (
     repository_blobs,
     tags,
     uploads,
+)
+
+# Hot-path reads, written once as plain SQL with ``?`` placeholders (see ``Database.fetch_one``).
+_RESOLVE_TAG = (
+    "SELECT m.digest, m.media_type, m.size FROM repositories r"
+    " JOIN tags t ON t.repository_id = r.id"
+    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest"
+    " WHERE r.name = ? AND t.name = ?"
+)
+_GET_MANIFEST = (
+    "SELECT m.digest, m.media_type, m.size FROM repositories r"
+    " JOIN manifests m ON m.repository_id = r.id WHERE r.name = ? AND m.digest = ?"
+)
+_BLOB_SIZE = (
+    "SELECT b.size, b.last_used FROM repositories r"
+    " JOIN repository_blobs rb ON rb.repository_id = r.id"
+    " JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?"
 )
 
 TOUCH_INTERVAL = 10.0
@@ -130,23 +147,17 @@ class MetadataStore:
 
     # -- blobs ---------------------------------------------------------------------------------------------
 
-    def blob_size(self, name: str, digest: str, *, touch: bool = False) -> int | None:
-        """The size of a blob linked to the repository, else ``None``; ``touch`` marks it as in use."""
-        q = (
-            select(blobs.c.size, blobs.c.last_used)
-            .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
-            .join(repositories, repositories.c.id == repository_blobs.c.repository_id)
-            .where(repositories.c.name == name, repository_blobs.c.digest == digest)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(q).first()
+    def blob_size(self, name: str, digest: str) -> tuple[int, bool] | None:
+        """Size of a blob linked to the repository and whether its ``last_used`` is stale, else ``None``."""
+        row = self.db.fetch_one(_BLOB_SIZE, (name, digest))
         if row is None:
             return None
-        now = time.time()
-        if touch and row.last_used < now - TOUCH_INTERVAL:
-            with self.db.write() as conn:
-                conn.execute(update(blobs).where(blobs.c.digest == digest).values(last_used=now))
-        return int(row.size)
+        return int(row[0]), float(row[1]) < time.time() - TOUCH_INTERVAL
+
+    def touch_blob(self, digest: str) -> None:
+        """Mark a blob as in use now (it will not be collected within the grace period)."""
+        with self.db.write() as conn:
+            conn.execute(update(blobs).where(blobs.c.digest == digest).values(last_used=time.time()))
 
     def blob_exists_anywhere(self, digest: str) -> int | None:
         """The size of a blob held in any repository (for manifests stored as blobs)."""
@@ -233,35 +244,14 @@ class MetadataStore:
     # -- manifests and tags --------------------------------------------------------------------------------
 
     def resolve_tag(self, name: str, tag: str) -> ManifestRecord | None:
-        """The manifest a tag points to."""
-        q = (
-            select(manifests.c.digest, manifests.c.media_type, manifests.c.size)
-            .select_from(
-                tags.join(
-                    manifests,
-                    and_(
-                        manifests.c.repository_id == tags.c.repository_id,
-                        manifests.c.digest == tags.c.manifest_digest,
-                    ),
-                )
-            )
-            .join(repositories, repositories.c.id == tags.c.repository_id)
-            .where(repositories.c.name == name, tags.c.name == tag)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(q).first()
-        return None if row is None else ManifestRecord(row.digest, row.media_type, int(row.size))
+        """The manifest a tag points to (a hot path: one lean query)."""
+        row = self.db.fetch_one(_RESOLVE_TAG, (name, tag))
+        return None if row is None else ManifestRecord(str(row[0]), str(row[1]), int(row[2]))
 
     def get_manifest(self, name: str, digest: str) -> ManifestRecord | None:
-        """A manifest of the repository by digest."""
-        q = (
-            select(manifests.c.digest, manifests.c.media_type, manifests.c.size)
-            .join(repositories, repositories.c.id == manifests.c.repository_id)
-            .where(repositories.c.name == name, manifests.c.digest == digest)
-        )
-        with self.db.read() as conn:
-            row = conn.execute(q).first()
-        return None if row is None else ManifestRecord(row.digest, row.media_type, int(row.size))
+        """A manifest of the repository by digest (a hot path: one lean query)."""
+        row = self.db.fetch_one(_GET_MANIFEST, (name, digest))
+        return None if row is None else ManifestRecord(str(row[0]), str(row[1]), int(row[2]))
 
     def put_manifest(self, name: str, m: NewManifest, tag_names: Iterable[str]) -> None:
         """Record a manifest (its bytes already durable in the store), its references and tags, atomically.

@@ -122,21 +122,25 @@ class RegistryService:
         self.store = store
         self.max_manifest_size = max_manifest_size
         self._manifests = _ManifestCache()
+        # SQLite lookups take ~20 us: cheaper inline than a hop to a worker thread (~100 us). A network
+        # database answers slower, and then the event loop must not wait for it.
+        self.inline_reads = db.is_sqlite
         self._uploads: dict[str, _UploadState] = {}
 
     # -- blobs ---------------------------------------------------------------------------------------------
 
-    def stat_blob(self, name: str, digest: str, *, touch: bool = False) -> int:
-        """Size of a blob in the repository, else ``BLOB_UNKNOWN``."""
+    def stat_blob(self, name: str, digest: str) -> tuple[int, bool]:
+        """Size of a blob in the repository and whether it should be touched, else ``BLOB_UNKNOWN``."""
         name = name_of(name)
         d = digest_of(digest)
-        try:
-            size = self.meta.blob_size(name, str(d), touch=touch)
-        except SQLAlchemyError as e:
-            raise UnavailableError("metadata database unavailable") from e
-        if size is None:
+        found = self.meta.blob_size(name, str(d))
+        if found is None:
             raise BlobUnknownError(f"blob {d} is not in repository {name}", {"digest": str(d)})
-        return size
+        return found
+
+    def touch_blob(self, digest: str) -> None:
+        """Mark a blob as in use (a client that HEADs a blob is about to reference it)."""
+        self.meta.touch_blob(digest)
 
     def read_blob(self, name: str, digest: str, start: int, end: int) -> Iterator[bytes]:
         """A byte range of a blob the caller already ``stat``-ed."""

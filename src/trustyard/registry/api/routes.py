@@ -8,8 +8,8 @@ slashes, so ``/v2/<name>/...`` is matched by one regular expression rather than 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from collections.abc import AsyncIterator, Callable
+from typing import Final, TypeVar
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -33,7 +33,14 @@ _CONTENT_RANGE: Final = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
 MAX_PAGE: Final = 1000
 
-Handler = Callable[[Request, RegistryService, re.Match[str]], Awaitable[Response]]
+T = TypeVar("T")
+
+
+async def _read(service: RegistryService, fn: Callable[..., T], *args: str) -> T:
+    """Run a hot read inline when the database answers in microseconds, else in a worker thread."""
+    if service.inline_reads:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
 def _headers(**extra: str) -> dict[str, str]:
@@ -128,7 +135,9 @@ async def _blob(request: Request, service: RegistryService, m: re.Match[str]) ->
     if request.method == "DELETE":
         await run_in_threadpool(service.delete_blob, name, digest)
         return Response(status_code=202, headers=_headers(Content_Length="0"))
-    size = await run_in_threadpool(service.stat_blob, name, digest, touch=True)
+    size, stale = await _read(service, service.stat_blob, name, digest)
+    if stale:
+        await run_in_threadpool(service.touch_blob, digest)
     headers = _headers(
         Docker_Content_Digest=digest,
         Accept_Ranges="bytes",
@@ -243,10 +252,10 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
     method = request.method
     if method in ("GET", "HEAD"):
         if method == "HEAD":
-            rec = await run_in_threadpool(service.head_manifest, name, reference)
+            rec = await _read(service, service.head_manifest, name, reference)
             digest, media_type, size, body = rec.digest, rec.media_type, rec.size, b""
         else:
-            stored = await run_in_threadpool(service.get_manifest, name, reference)
+            stored = await _read(service, service.get_manifest, name, reference)
             digest, media_type, body = stored.digest, stored.media_type, stored.body
             size = len(body)
         if not _accepts(request, media_type):
