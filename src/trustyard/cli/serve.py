@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 import uvicorn
+from starlette.types import ASGIApp
 
 from trustyard.cli.common import data_options, handle_errors
 from trustyard.config import ConfigError, load_settings
+from trustyard.db.engine import Database
 from trustyard.logs import configure
-from trustyard.registry.app import asgi_app
+from trustyard.registry.app import SETTINGS_ENV, asgi_app
 
 
 @click.command()
@@ -68,9 +71,17 @@ def serve(
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     configure(settings.log_level, settings.log_format)
-    app = asgi_app(settings)
+    target: ASGIApp | str
+    if settings.workers > 1:
+        Database(settings.metadata_url).dispose()  # migrate once here, not racing in every worker
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        target = "trustyard.registry.app:worker_app"
+    else:
+        target = asgi_app(settings)
     uvicorn.run(
-        app,
+        target,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_config=None,

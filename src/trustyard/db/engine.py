@@ -9,6 +9,7 @@ one (READ COMMITTED, with row locks from UPDATE) on PostgreSQL.
 from __future__ import annotations
 
 import queue
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,13 @@ class DatabaseError(TrustyardError):
     """The metadata database cannot be opened, migrated or used."""
 
 
+def describe(error: BaseException) -> str:
+    """The driver's own one-line reason, without SQLAlchemy's statement dump and help link."""
+    orig = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(error).__name__
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -45,6 +53,11 @@ def _sqlite_setup(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("trustyard_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 class Database:
@@ -70,7 +83,7 @@ class Database:
         try:
             self.engine = create_engine(url, **kwargs)
         except (SQLAlchemyError, ImportError, ValueError) as e:
-            raise DatabaseError(f"cannot open database {self.url}: {e}") from e
+            raise DatabaseError(f"cannot open database {_redact(self.url)}: {describe(e)}") from e
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         if migrate:
@@ -86,7 +99,7 @@ class Database:
                 command.upgrade(cfg, "head")
                 conn.commit()
         except SQLAlchemyError as e:
-            raise DatabaseError(f"cannot migrate database {self.url}: {e}") from e
+            raise DatabaseError(f"cannot migrate database {_redact(self.url)}: {describe(e)}") from e
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trustyard.config import Settings
 from trustyard.db.engine import Database
 from trustyard.errors import TrustyardError
+from trustyard.logs import configure
 from trustyard.registry.api.errors import error_response
 from trustyard.registry.api.routes import routes
 from trustyard.registry.gc import GarbageCollector
@@ -124,3 +126,14 @@ def create_app(settings: Settings, *, registry: RegistryService | None = None) -
 def asgi_app(settings: Settings) -> ASGIApp:
     """The application with the access log around it (what ``serve`` runs)."""
     return AccessLog(create_app(settings))
+
+
+SETTINGS_ENV = "TRUSTYARD_SERVE_SETTINGS_JSON"
+"""How ``serve --workers N`` hands its resolved settings to the worker processes uvicorn spawns."""
+
+
+def worker_app() -> ASGIApp:
+    """Factory uvicorn calls in each worker process (``serve --workers N``)."""
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    configure(settings.log_level, settings.log_format)
+    return asgi_app(settings)
