@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from trustyard.oci.mediatypes import INDEX_TYPES, MediaType
 from trustyard.registry.api.errors import BASE_HEADERS, error_response, registry_error_response
+from trustyard.registry.api.openapi import openapi
 from trustyard.registry.errors import BlobUploadInvalidError, RegistryError, SizeInvalidError
 from trustyard.registry.service import RegistryService
 
@@ -361,11 +362,17 @@ async def dispatch(request: Request) -> Response:
         return registry_error_response(e, head=head)
 
 
+async def openapi_document(request: Request) -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    return JSONResponse(openapi(), headers=_headers())
+
+
 ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 routes = [
     Route("/v2/", base, methods=["GET", "HEAD"]),
     Route("/v2", base, methods=["GET", "HEAD"]),
     Route("/v2/_catalog", catalog, methods=["GET"]),
+    Route("/openapi.json", openapi_document, methods=["GET"]),
     Route("/v2/{rest:path}", dispatch, methods=ALL_METHODS),
 ]
