@@ -157,7 +157,7 @@ async def _blob(request: Request, service: RegistryService, m: re.Match[str]) ->
                 start, end = max(size - int(r[2]), 0), size
             if start >= size or start >= end:
                 return error_response(
-                    "BLOB_UNKNOWN" if size == 0 else "SIZE_INVALID",
+                    "SIZE_INVALID",
                     f"range {range_header[:60]} is not satisfiable for {size} bytes",
                     416,
                     head=head,
