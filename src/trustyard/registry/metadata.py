@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,19 +181,34 @@ class MetadataStore:
         )
 
     def mount_blob(self, name: str, digest: str, source: str) -> int | None:
-        """Link a blob of repository ``source`` into ``name``; its size, or ``None`` if ``source`` lacks it."""
+        """Link a blob of repository ``source`` into ``name``; its size, or ``None`` if ``source`` lacks it.
+
+        The blob row is touched first (taking its lock), so garbage collection cannot delete it between
+        the check and the link.
+        """
+        now = time.time()
         with self.db.write() as conn:
             src = self._repo_id(conn, source)
             if src is None:
                 return None
             size = conn.execute(
-                select(blobs.c.size)
-                .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.digest))
-                .where(repository_blobs.c.repository_id == src, repository_blobs.c.digest == digest)
+                update(blobs).where(blobs.c.digest == digest).values(last_used=now).returning(blobs.c.size)
             ).scalar()
             if size is None:
                 return None
-            self.record_blob(conn, name, digest, int(size))
+            linked = conn.execute(
+                select(repository_blobs.c.digest).where(
+                    repository_blobs.c.repository_id == src, repository_blobs.c.digest == digest
+                )
+            ).first()
+            if linked is None:
+                return None
+            rid = self._ensure_repo(conn, name)
+            conn.execute(
+                self._insert(repository_blobs)
+                .values(repository_id=rid, digest=digest, created_at=now)
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            )
             return int(size)
 
     def unlink_blob(self, name: str, digest: str) -> bool:
@@ -253,11 +268,15 @@ class MetadataStore:
         row = self.db.fetch_one(_GET_MANIFEST, (name, digest))
         return None if row is None else ManifestRecord(str(row[0]), str(row[1]), int(row[2]))
 
-    def put_manifest(self, name: str, m: NewManifest, tag_names: Iterable[str]) -> None:
-        """Record a manifest (its bytes already durable in the store), its references and tags, atomically.
+    def put_manifest(
+        self, name: str, m: NewManifest, tag_names: Iterable[str], write_content: Callable[[], None]
+    ) -> None:
+        """Record a manifest, its references and tags, atomically.
 
         Raises ``MissingReferencesError`` (and changes nothing) when a blob or child manifest is not in the
-        repository. The blob rows it relies on are touched, which serialises with garbage collection.
+        repository. The blob rows it relies on are touched, which serialises with garbage collection;
+        ``write_content`` stores the manifest's bytes once its own blob row is locked, so a collection
+        running at the same moment cannot delete the file under a row that names it.
         """
         now = time.time()
         with self.db.write() as conn:
@@ -299,6 +318,7 @@ class MetadataStore:
                 .values(digest=m.digest, size=m.size, created_at=now, last_used=now)
                 .on_conflict_do_update(index_elements=["digest"], set_={"last_used": now})
             )
+            write_content()
             inserted = conn.execute(
                 self._insert(manifests)
                 .values(

@@ -202,13 +202,8 @@ class RegistryService:
 
     def _sync_hasher(self, upload_id: str, state: _UploadState) -> None:
         """Make the running hash cover exactly the upload file (after a restart or a failed write)."""
-        size = self.store.upload_size(upload_id)
-        if state.hasher.size == size:
-            return
-        hasher = Hasher()
-        for chunk in self.store.iter_upload(upload_id, CHUNK):
-            hasher.update(chunk)
-        state.hasher = hasher
+        if state.hasher.size != self.store.upload_size(upload_id):
+            state.hasher = self._rehash(upload_id, "sha256")
 
     def _write(self, upload_id: str, state: _UploadState, chunks: list[bytes]) -> None:
         try:
@@ -233,7 +228,7 @@ class RegistryService:
         Returns the new size. A body cut short leaves the session at the bytes that arrived, so the
         client can ask for the offset and resume.
         """
-        offset = self.upload_offset(name, upload_id)
+        offset = await anyio.to_thread.run_sync(self.upload_offset, name, upload_id)
         state = self._state(upload_id)
         async with state.lock:
             offset = self.store.upload_size(upload_id)
@@ -293,9 +288,7 @@ class RegistryService:
             except BlobNotFoundError as e:
                 raise BlobUploadUnknownError(f"no upload {upload_id}") from e
             if d.algorithm != state.hasher.algorithm:
-                hasher = Hasher(d.algorithm)
-                for chunk in self.store.iter_upload(upload_id, CHUNK):
-                    hasher.update(chunk)
+                hasher = await anyio.to_thread.run_sync(self._rehash, upload_id, d.algorithm)
                 actual, size = hasher.digest(), hasher.size
             else:
                 actual, size = state.hasher.digest(), state.hasher.size
@@ -308,6 +301,12 @@ class RegistryService:
             await anyio.to_thread.run_sync(self._commit, name, upload_id, d, size)
         self._uploads.pop(upload_id, None)
         return d
+
+    def _rehash(self, upload_id: str, algorithm: str) -> Hasher:
+        hasher = Hasher(algorithm)
+        for chunk in self.store.iter_upload(upload_id, CHUNK):
+            hasher.update(chunk)
+        return hasher
 
     def _commit(self, name: str, upload_id: str, digest: Digest, size: int) -> None:
         try:
@@ -414,8 +413,7 @@ class RegistryService:
             child_digests=frozenset(str(c.digest) for c in m.children),
         )
         try:
-            self.store.put(m.digest, body)
-            self.meta.put_manifest(name, record, tag_names)
+            self.meta.put_manifest(name, record, tag_names, lambda: self.store.put(m.digest, body))
         except MissingReferencesError as e:
             raise ManifestBlobUnknownError(
                 f"manifest references content not in {name}: {', '.join(e.missing[:5])}",
