@@ -12,6 +12,7 @@ Not here: the protocol itself (see `registry_api.py`) and the clients (see `clie
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +25,7 @@ from typing import IO
 import httpx
 
 READY_TIMEOUT = 30.0
+_SERVER_ERROR = re.compile(r'"status": 5\d\d\b|http\.response\.status=5\d\d\b')
 STOP_TIMEOUT = 20.0
 
 
@@ -178,6 +180,14 @@ class RegistryServer:
         """Teardown: stop if still running (SIGTERM, then SIGKILL if it hangs)."""
         if self._proc is not None:
             self._end(signal.SIGTERM)
+
+    def server_errors(self) -> list[str]:
+        """Log lines of requests answered with a 5xx status (trustyard's JSON log, distribution's text log)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        return [line for line in lines if _SERVER_ERROR.search(line)]
 
     # -- garbage collection ------------------------------------------------------------------------------
     def gc(
