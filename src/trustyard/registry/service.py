@@ -276,11 +276,21 @@ class RegistryService:
         return received
 
     async def finish(
-        self, name: str, upload_id: str, digest: str, body: AsyncIterator[bytes], *, length: int | None = None
+        self,
+        name: str,
+        upload_id: str,
+        digest: str,
+        body: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
     ) -> Digest:
-        """Append the final chunk, verify the digest, make the blob durable and link it to the repository."""
+        """Append the final chunk, verify the digest, make the blob durable and link it to the repository.
+
+        ``start`` (from the closing request's Content-Range) must equal the upload's size, as in ``append``.
+        """
         d = digest_of(digest)
-        await self.append(name, upload_id, body, length=length)
+        await self.append(name, upload_id, body, start=start, length=length)
         state = self._state(upload_id)
         async with state.lock:
             try:

@@ -203,6 +203,20 @@ async def _start_upload(request: Request, service: RegistryService, name: str) -
     return Response(status_code=202, headers=_upload_headers(name, upload_id, 0))
 
 
+def _chunk_start(request: Request, length: int | None) -> int | None:
+    """Where a chunk says it starts (``Content-Range: <start>-<end>``, PATCH or closing PUT), if it says."""
+    content_range = request.headers.get("content-range")
+    if not content_range:
+        return None
+    cr = _CONTENT_RANGE.match(content_range.strip())
+    if cr is None:
+        raise BlobUploadInvalidError(f"malformed Content-Range {content_range[:60]!r}")
+    start, end = int(cr[1]), int(cr[2])
+    if end < start or (length is not None and length != end - start + 1):
+        raise BlobUploadInvalidError(f"Content-Range {content_range[:60]} disagrees with Content-Length")
+    return start
+
+
 def _cancel_quietly(service: RegistryService, name: str, upload_id: str) -> None:
     try:
         service.cancel_upload(name, upload_id)
@@ -225,22 +239,15 @@ async def _upload(request: Request, service: RegistryService, m: re.Match[str]) 
         return Response(status_code=204, headers=_headers(Content_Length="0"))
     length = _content_length(request)
     if method == "PATCH":
-        start: int | None = None
-        content_range = request.headers.get("content-range")
-        if content_range:
-            cr = _CONTENT_RANGE.match(content_range.strip())
-            if cr is None:
-                raise BlobUploadInvalidError(f"malformed Content-Range {content_range[:60]!r}")
-            start, end = int(cr[1]), int(cr[2])
-            if end < start or (length is not None and length != end - start + 1):
-                raise BlobUploadInvalidError(f"Content-Range {content_range[:60]} disagrees with Content-Length")
+        start = _chunk_start(request, length)
         offset = await service.append(name, upload_id, _body(request), start=start, length=length)
         return Response(status_code=202, headers=_upload_headers(name, upload_id, offset))
     if method == "PUT":
         digest = request.query_params.get("digest")
         if not digest:
             raise BlobUploadInvalidError("closing an upload needs ?digest=")
-        d = await service.finish(name, upload_id, digest, _body(request), length=length)
+        start = _chunk_start(request, length)
+        d = await service.finish(name, upload_id, digest, _body(request), start=start, length=length)
         return Response(
             status_code=201,
             headers=_headers(Location=f"/v2/{name}/blobs/{d}", Docker_Content_Digest=str(d), Content_Length="0"),
