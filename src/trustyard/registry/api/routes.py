@@ -299,6 +299,8 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
         )
         if pushed.subject:
             headers["OCI-Subject"] = pushed.subject
+        if extra_tags:  # ?tag= pushes: the spec requires an OCI-Tag response header naming every accepted tag
+            headers["OCI-Tag"] = ", ".join(extra_tags)
         return Response(status_code=201, headers=headers)
     if method == "DELETE":
         await run_in_threadpool(service.delete_manifest, name, reference)
