@@ -6,8 +6,9 @@
   previously seen compressed variants of a layer (notes/real-peers.md §3), which breaks digest expectations.
   So skopeo runs in its own mount namespace (`unshare --mount`) with the test's cache directory bind-mounted
   over that path: the host's cache is never read or written.
-- `Podman`: containers.conf (runc, ulimits that this machine allows), vfs storage under the test's directory
-  (libimage then keeps its blob-info cache there too), registries.conf marking the test registries insecure.
+- `Podman`: containers.conf (runc, ulimits that this machine allows), vfs storage under the test's directory,
+  registries.conf marking the test registries insecure, and the same private blob-info cache as skopeo
+  (podman 4.3 uses the system path too). Mounts it makes stay in its namespace, never on the host.
 - `Dockerd`: Debian's dockerd 20.10 with vfs, no bridge, no iptables, `insecure-registries: ["127.0.0.0/8"]`
   (test registries get a new port each time, and dockerd reads insecure-registries only at start),
   and the docker CLI pointed at it with its own DOCKER_CONFIG.
@@ -29,10 +30,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-SKOPEO_CACHE_DIR = "/var/lib/containers/cache"
+SYSTEM_CACHE_DIR = "/var/lib/containers/cache"
 # Inside a private mount namespace: cover the system blob-info cache with the test's own directory.
 _PRIVATE_CACHE = 'mkdir -p "$1" && mount --bind "$0" "$1" && shift && exec "$@"'
 INSECURE_POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
+
+
+def with_private_cache(cache_dir: Path, argv: Sequence[str]) -> list[str]:
+    """`argv` run in its own mount namespace, with `cache_dir` bind-mounted over the system blob-info cache."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        _PRIVATE_CACHE,
+        str(cache_dir),
+        SYSTEM_CACHE_DIR,
+        *argv,
+    ]
 
 
 class ClientError(AssertionError):
@@ -77,25 +94,19 @@ class Skopeo:
 
     def argv(self, *args: str) -> list[str]:
         """The full command line for `skopeo ARGS` in a private mount namespace."""
-        return [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            _PRIVATE_CACHE,
-            str(self.cache_dir),
-            SKOPEO_CACHE_DIR,
-            "skopeo",
-            "--policy",
-            str(self.policy),
-            "--registries.d",
-            str(self.registries_d),
-            "--tmpdir",
-            str(self.tmp_dir),
-            *args,
-        ]
+        return with_private_cache(
+            self.cache_dir,
+            [
+                "skopeo",
+                "--policy",
+                str(self.policy),
+                "--registries.d",
+                str(self.registries_d),
+                "--tmpdir",
+                str(self.tmp_dir),
+                *args,
+            ],
+        )
 
     def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run `skopeo ARGS`; raises `ClientError` on a non-zero exit when `check`."""
@@ -215,6 +226,8 @@ class Podman:
         conf = workdir / "conf"
         conf.mkdir(parents=True, exist_ok=True)
         self.storage_root = workdir / "storage"
+        self.cache_dir = workdir / "blob-info-cache"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
         (conf / "containers.conf").write_text(
             "[containers]\n"
             'default_ulimits = ["nofile=20000:20000", "nproc=1000:1000"]\n'
@@ -227,7 +240,7 @@ class Podman:
             f'[storage]\ndriver = "vfs"\nrunroot = "{self.run_dir}/storage"\ngraphroot = "{self.storage_root}"\n'
         )
         (conf / "registries.conf").write_text(registries_conf(insecure_hosts))
-        (conf / "policy.json").write_text(json.dumps(INSECURE_POLICY))
+        (conf / "auth.json").write_text("{}")  # podman insists that REGISTRY_AUTH_FILE exists
         self.env = {
             **os.environ,
             "CONTAINERS_CONF": str(conf / "containers.conf"),
@@ -236,11 +249,10 @@ class Podman:
             "REGISTRY_AUTH_FILE": str(conf / "auth.json"),
             "TMPDIR": str(workdir),
         }
-        self.policy = conf / "policy.json"
 
     def run(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        """Run `podman ARGS`; raises `ClientError` on a non-zero exit when `check`."""
-        argv = ["podman", *args]
+        """Run `podman ARGS` (private blob-info cache); raises `ClientError` on a non-zero exit when `check`."""
+        argv = with_private_cache(self.cache_dir, ["podman", *args])
         proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         return _check(proc, argv) if check else proc
 

@@ -154,6 +154,17 @@ def read_layout(layout: Path) -> list[OciImage]:
     return images
 
 
+# A shell command for the shared Alpine application image and its output when all three layers applied:
+# release of the base layer; files deleted by whiteouts of layer 3; the npm package its opaque dir replaced.
+ALPINE_CHECK = (
+    "cat /etc/alpine-release"
+    "; test -e /etc/motd || echo no-motd"
+    "; test -e /usr/local/lib/python3.11/site-packages/itsdangerous.py || echo no-itsdangerous"
+    '; grep -o \'"version": *"[^"]*"\' /app/node_modules/minimist/package.json'
+)
+ALPINE_EXPECTED = ["3.20.3", "no-motd", "no-itsdangerous", '"version": "1.2.6"']
+
+
 def shared_layouts(root: Path = SHARED_IMAGES) -> list[Path]:
     """The OCI image layouts among the shared fixtures (directories holding an `oci-layout` file)."""
     return sorted(p.parent for p in root.glob("*/oci-layout"))

@@ -1,0 +1,106 @@
+"""`docker push` / `docker pull` through Debian's dockerd 20.10 (with a current docker CLI).
+
+dockerd treats the registry as insecure through `insecure-registries: ["127.0.0.0/8"]`, so a registry on any
+loopback port started after the daemon works. The image is the shared Alpine application image; dockerd
+pushes what `docker load` gave it (Docker schema 2, layers recompressed by dockerd), and pulls OCI manifests
+pushed by skopeo. Digests are compared with what the registry reports.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .clients import Dockerd, Skopeo
+from .images import ALPINE_CHECK, ALPINE_EXPECTED, OciImage
+from .registry_api import RegistryClient
+from .servers import RegistryServer
+
+pytestmark = pytest.mark.interop
+
+PUSHED_DIGEST = re.compile(r"^\S+: digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.MULTILINE)
+PULLED_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$", re.MULTILINE)
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+@pytest.fixture
+def clean_docker(docker: Dockerd) -> Iterator[Dockerd]:
+    """The session's dockerd, with every image removed after the test."""
+    yield docker
+    docker.docker("image", "prune", "--all", "--force", check=False)
+
+
+def repo_digests(docker: Dockerd, ref: str) -> list[str]:
+    """`docker inspect` RepoDigests of an image."""
+    digests: list[str] = json.loads(docker.docker("inspect", "--format", "{{json .RepoDigests}}", ref).stdout)
+    return digests
+
+
+def run_check(docker: Dockerd, ref: str) -> list[str]:
+    """Output lines of ALPINE_CHECK run in a container of `ref` (no network)."""
+    return docker.docker("run", "--rm", "--network", "none", ref, "sh", "-c", ALPINE_CHECK).stdout.splitlines()
+
+
+def test_docker_push_pull_run(
+    registry: RegistryServer,
+    api: RegistryClient,
+    skopeo: Skopeo,
+    clean_docker: Dockerd,
+    alpine_app: OciImage,
+    tmp_path: Path,
+) -> None:
+    docker = clean_docker
+    archive = tmp_path / "alpine-app.tar"
+    skopeo.run("copy", alpine_app.transport, f"docker-archive:{archive}:trustyard-test/alpine-app:1")
+    docker.docker("load", "--input", str(archive))
+
+    ref = f"{registry.host}/docker/alpine-app:1"
+    docker.docker("tag", "trustyard-test/alpine-app:1", ref)
+    push = docker.docker("push", ref).stdout
+    match = PUSHED_DIGEST.search(push)
+    assert match, push
+    digest, size = match.group(1), int(match.group(2))
+
+    manifest = api.get_manifest("docker/alpine-app", "1")
+    assert manifest.digest == digest
+    assert manifest.digest_header == digest
+    assert len(manifest.body) == size
+    assert manifest.media_type == DOCKER_V2
+    assert len(manifest.blobs()) == 1 + len(alpine_app.layers)
+    report = api.check_integrity()
+    assert report.problems == []
+    assert report.blobs == 1 + len(alpine_app.layers)
+
+    docker.docker("rmi", ref, "trustyard-test/alpine-app:1")
+    assert docker.docker("image", "inspect", ref, check=False).returncode != 0
+
+    pull = docker.docker("pull", ref).stdout
+    match = PULLED_DIGEST.search(pull)
+    assert match, pull
+    assert match.group(1) == digest
+    assert repo_digests(docker, ref) == [f"{registry.host}/docker/alpine-app@{digest}"]
+    assert run_check(docker, ref) == ALPINE_EXPECTED
+
+
+def test_docker_pulls_oci_image_pushed_by_skopeo(
+    registry: RegistryServer, skopeo: Skopeo, clean_docker: Dockerd, alpine_app: OciImage
+) -> None:
+    docker = clean_docker
+    ref = f"{registry.host}/docker/oci:1"
+    skopeo.copy(alpine_app.transport, f"docker://{ref}")
+
+    pull = docker.docker("pull", ref).stdout
+    match = PULLED_DIGEST.search(pull)
+    assert match, pull
+    assert match.group(1) == alpine_app.manifest_digest
+    assert repo_digests(docker, ref) == [f"{registry.host}/docker/oci@{alpine_app.manifest_digest}"]
+    assert run_check(docker, ref) == ALPINE_EXPECTED
+
+    by_digest = f"{registry.host}/docker/oci@{alpine_app.manifest_digest}"
+    docker.docker("rmi", ref)
+    docker.docker("pull", by_digest)
+    assert run_check(docker, by_digest) == ALPINE_EXPECTED
