@@ -13,9 +13,9 @@ from typing import Final
 
 from trustyard.errors import TrustyardError
 
-_GRAMMAR: Final = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_GRAMMAR: Final = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _HEX_LENGTH: Final = {"sha256": 64, "sha512": 128}
-_HEX: Final = re.compile(r"^[a-f0-9]+$")
+_HEX: Final = re.compile(r"[a-f0-9]+")
 
 
 class DigestError(TrustyardError):
@@ -32,13 +32,13 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate a wire-form digest, raising ``DigestError`` with the reason."""
-        if len(text) > 200 or not _GRAMMAR.match(text):
+        if len(text) > 200 or not _GRAMMAR.fullmatch(text):
             raise DigestError(f"invalid digest {text[:80]!r}")
         algorithm, _, encoded = text.partition(":")
         length = _HEX_LENGTH.get(algorithm)
         if length is None:
             raise DigestError(f"unsupported digest algorithm {algorithm!r}")
-        if len(encoded) != length or not _HEX.match(encoded):
+        if len(encoded) != length or not _HEX.fullmatch(encoded):
             raise DigestError(f"invalid {algorithm} digest {text[:80]!r}")
         return cls(algorithm, encoded)
 

@@ -21,7 +21,7 @@ from typing import Final
 from trustyard.oci.digest import Digest, DigestError
 from trustyard.storage.base import BlobNotFoundError, StorageError
 
-_UPLOAD_ID: Final = re.compile(r"^[a-f0-9]{32}$")
+_UPLOAD_ID: Final = re.compile(r"[a-f0-9]{32}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -145,7 +145,7 @@ class FilesystemBlobStore:
     # -- uploads -----------------------------------------------------------------------------------------
 
     def _upload(self, upload_id: str) -> Path:
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise BlobNotFoundError(f"no upload {upload_id[:40]!r}")
         return self._uploads / upload_id
 
@@ -248,7 +248,7 @@ class FilesystemBlobStore:
     def iter_uploads(self) -> Iterator[tuple[str, float]]:
         """Every upload file with its mtime."""
         for entry in os.scandir(self._uploads):
-            if _UPLOAD_ID.match(entry.name):
+            if _UPLOAD_ID.fullmatch(entry.name):
                 with contextlib.suppress(FileNotFoundError):
                     yield entry.name, entry.stat().st_mtime
 
