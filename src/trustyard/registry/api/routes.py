@@ -63,7 +63,7 @@ def _content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise SizeInvalidError(f"invalid Content-Length {value[:30]!r}")
     return int(value)
 
@@ -83,7 +83,7 @@ def _page(request: Request) -> tuple[int, str | None]:
     last = request.query_params.get("last") or None
     if n_text is None or n_text == "":
         return MAX_PAGE, last
-    if not n_text.isdigit():
+    if not (n_text.isascii() and n_text.isdigit()):
         raise _PaginationError(n_text)
     return min(int(n_text), MAX_PAGE), last
 
