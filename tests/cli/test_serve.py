@@ -1,0 +1,118 @@
+"""``trustyard serve`` as a process: TLS, JSON logs, graceful shutdown, unreachable database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], **kwargs: object) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            return httpx.get(url, timeout=2, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("server did not answer in 30 s")
+
+
+@pytest.fixture
+def tls_pair(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_tls_serves_https_and_logs_json(
+    tmp_path: Path, tls_pair: tuple[Path, Path], serve: list[subprocess.Popen[bytes]]
+) -> None:
+    cert, key = tls_pair
+    port = _free_port()
+    log = tmp_path / "log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["trustyard", "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"),
+             "--tls-cert", str(cert), "--tls-key", str(key)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    serve.append(proc)
+    r = _wait(f"https://127.0.0.1:{port}/v2/", proc, verify=ssl.create_default_context(cafile=str(cert)))
+    assert r.status_code == 200
+    assert r.headers["docker-distribution-api-version"] == "registry/2.0"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"https://127.0.0.1:{port}/v2/", timeout=5)  # an unknown CA is refused by the client
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    requests = [e for e in entries if e["msg"] == "request" and e["path"] == "/v2/"]
+    assert requests and requests[0]["status"] == 200 and requests[0]["method"] == "GET"
+    assert any(e["msg"] == "registry ready" for e in entries)
+
+
+def test_tls_needs_both_files(tmp_path: Path, tls_pair: tuple[Path, Path]) -> None:
+    cert, _ = tls_pair
+    proc = subprocess.run(
+        ["trustyard", "serve", "--data-dir", str(tmp_path / "d"), "--tls-cert", str(cert)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "--tls-cert and --tls-key go together" in proc.stderr
+
+
+def test_unreachable_database_is_one_clean_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["trustyard", "serve", "--data-dir", str(tmp_path / "d"), "--database-url",
+         "postgresql://someone:hunter2@127.0.0.1:1/none"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cannot migrate database" in proc.stderr
+    assert "hunter2" not in proc.stderr  # the password is redacted
+    assert "Traceback" not in proc.stderr
+
+
+def test_environment_configures_serve(tmp_path: Path, serve: list[subprocess.Popen[bytes]]) -> None:
+    port = _free_port()
+    env = dict(os.environ, TRUSTYARD_LISTEN=f"127.0.0.1:{port}", TRUSTYARD_DATA_DIR=str(tmp_path / "envdata"))
+    proc = subprocess.Popen(["trustyard", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve.append(proc)
+    assert _wait(f"http://127.0.0.1:{port}/v2/", proc).status_code == 200
+    assert (tmp_path / "envdata" / "trustyard.db").is_file()
+    assert (tmp_path / "envdata" / "blobs").is_dir()
