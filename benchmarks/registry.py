@@ -44,7 +44,6 @@ import shlex
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -623,19 +622,21 @@ class Target:
         return candidate < self.value
 
 
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 @dataclasses.dataclass(frozen=True)
 class Metric:
+    """One figure. Over the repetitions it is the best one (background load only ever makes a run slower);
+    ``worst`` metrics (memory) take the worst one instead."""
+
     key: str
     label: str
     unit: str
     higher_is_better: bool
     decimals: int
     target: Target | None = None
-    aggregate: Callable[[Sequence[float]], float] = _median
+    worst: bool = False
+
+    def aggregate(self, values: Sequence[float]) -> float:
+        return max(values) if self.higher_is_better != self.worst else min(values)
 
 
 PUSH_TARGET = Target("ratio_at_least", 2.0)
@@ -657,8 +658,8 @@ def metrics_for(big_label: str, small_layers: int) -> tuple[Metric, ...]:
         Metric("manifest_rps", "manifest GET, 16 clients", "req/s", True, 0, PULL_TARGET),
         Metric("manifest_p50_ms", "manifest GET latency p50", "ms", False, 2),
         Metric("manifest_p99_ms", "manifest GET latency p99", "ms", False, 2),
-        Metric("rss_push_big_mib", f"peak RSS during {big_label} push", "MiB", False, 1, MEMORY_TARGET, max),
-        Metric("rss_all_mib", "peak RSS over the whole run", "MiB", False, 1, None, max),
+        Metric("rss_push_big_mib", f"peak RSS during {big_label} push", "MiB", False, 1, MEMORY_TARGET, worst=True),
+        Metric("rss_all_mib", "peak RSS over the whole run", "MiB", False, 1, None, worst=True),
     )
 
 
@@ -669,6 +670,7 @@ class RegistryRun:
     values: dict[str, float] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)
     busy_percent: float = 0.0  # the machine's highest CPU use (all cores) just before a timed step
+    foreign_percent: float = 0.0  # the highest CPU share (all cores) of other processes during a timed step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -711,7 +713,7 @@ def _fmt(value: float | None, decimals: int) -> str:
 
 
 def aggregate(metrics: Sequence[Metric], runs: dict[RegistryName, list[RegistryRun]]) -> list[Row]:
-    """One row per metric: each registry's figure over its repetitions (median, or the metric's aggregate)."""
+    """One row per metric: each registry's figure over its repetitions (``Metric.aggregate``)."""
 
     def figure(name: RegistryName, metric: Metric) -> float | None:
         values = [run.values[metric.key] for run in runs.get(name, []) if metric.key in run.values]
@@ -764,7 +766,8 @@ def render_markdown(report: Report) -> str:
         "",
         "ratio = trustyard / reference (↑: higher is better, ↓: lower is better). Targets from the issue: "
         "push throughput ≥ 2× the reference, pull throughput and manifest rate ≥ 1×, trustyard's peak memory "
-        "< 200 MiB whatever the blob size. Each figure is the median over the runs (memory: the maximum).",
+        "< 200 MiB whatever the blob size. Each figure is the best of the runs (memory: the worst), as "
+        "other work on the machine only ever slows a run down; every run's figures are at the end.",
         "",
         "### Machine",
         "",
@@ -782,13 +785,14 @@ def render_markdown(report: Report) -> str:
         out += ["", "### Failures", ""]
         out += [f"- {name} run {i + 1}: `{error.splitlines()[0][:300]}`" for name, i, error in errors]
     keys = [row.metric for row in report.rows]
-    out += ["", "### Every run", "", "| registry | run | " + " | ".join(f"{m.key}" for m in keys) + " | CPU busy % |"]
+    out += ["", "### Every run", "", "| registry | run | " + " | ".join(f"{m.key}" for m in keys) + " | other CPU % |"]
     out += ["|---|---:|" + "---:|" * (len(keys) + 1)]
     for name in REGISTRIES:
         label = report.candidate_label if name == "trustyard" else name
         for i, run in enumerate(report.runs.get(name, [])):
             cells = [_fmt(run.values.get(m.key), m.decimals) if m.key in run.values else "–" for m in keys]
-            out.append(f"| {label} | {i + 1} | " + " | ".join(cells) + f" | {run.busy_percent:.0f} |")
+            load = f"{run.busy_percent:.0f} / {run.foreign_percent:.0f}"
+            out.append(f"| {label} | {i + 1} | " + " | ".join(cells) + f" | {load} |")
     return "\n".join(out) + "\n"
 
 
@@ -853,7 +857,8 @@ class Settings:
 
     def describe(self, isolated_cache: bool) -> dict[str, str]:
         return {
-            "runs": f"{self.runs} per registry; servers restarted with empty data directories for every run",
+            "runs": f"{self.runs} per registry; both servers restarted with empty data directories for every "
+            "run; each step runs on both registries back to back, the first one alternating",
             "large image": f"1 gzip (level 1) layer of {self.big.payload_bytes:,} random bytes "
             "(incompressible, pushed byte-identically: `skopeo copy --preserve-digests`)",
             "small image": f"{self.small.layers} gzip layers of {self.small.payload_bytes:,} random bytes each",
@@ -870,7 +875,8 @@ class Settings:
             "writeback": "`sync` before every timed step, so no step pays for the previous one's dirty pages",
             "background load": "before every timed step the harness waits (up to "
             f"{self.quiet_wait_s:.0f} s) until the machine's CPU use over 1 s is below 25%; the highest value "
-            "seen is in the last column of the table of every run",
+            "seen, and the highest share of the CPUs that other processes used during a timed step, are the "
+            "last column of the table of every run (before / during)",
             "server environment": ", ".join(
                 f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("TRUSTYARD_")
             )
@@ -893,6 +899,38 @@ def wait_for_quiet(max_wait_s: float, log: Callable[[str], None], threshold_perc
     return busy
 
 
+def _own_cpu_seconds() -> float:
+    """CPU time of this process, its finished children and its live descendants (servers, skopeo, wrk)."""
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = float(times.user + times.system + times.children_user + times.children_system)
+    for child in _children(me.pid):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += float(child_times.user + child_times.system)
+    return total
+
+
+def _machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+class ForeignCpu:
+    """The share of all CPUs that processes outside this benchmark used between creation and ``percent()``."""
+
+    def __init__(self) -> None:
+        self._wall = time.monotonic()
+        self._busy = _machine_busy_seconds()
+        self._own = _own_cpu_seconds()
+
+    def percent(self) -> float:
+        wall = time.monotonic() - self._wall
+        foreign = (_machine_busy_seconds() - self._busy) - (_own_cpu_seconds() - self._own)
+        share = 100 * foreign / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
+        return min(100.0, max(0.0, share))  # clock-tick granularity can overshoot on very short steps
+
+
 def _pull_root(scratch: Path, image_bytes: int) -> Path:
     shm = Path("/dev/shm")
     if shm.is_dir() and shutil.disk_usage(shm).free > 3 * image_bytes:
@@ -900,39 +938,58 @@ def _pull_root(scratch: Path, image_bytes: int) -> Path:
     return scratch
 
 
-def measure_registry(
-    server: Server,
-    skopeo: Skopeo,
-    settings: Settings,
-    big: Image,
-    small: Image,
-    scratch: Path,
-    log: Callable[[str], None],
-) -> RegistryRun:
-    """Run every step against one registry; a failed step is recorded and the next ones still run."""
-    run = RegistryRun()
-    suffix = uuid.uuid4().hex[:8]
-    big_repo, small_repo = f"bench/large-{suffix}", f"bench/small-{suffix}"
-    pull_root = _pull_root(scratch, big.layer_bytes)
+class Session:
+    """One registry in one repetition: fresh repositories, the figures, a memory sampler on its process tree.
 
-    @contextlib.contextmanager
-    def step(name: str) -> Iterator[None]:
+    Each step is timed on its own; a failed step is recorded and the next ones still run.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        skopeo: Skopeo,
+        settings: Settings,
+        images: tuple[Image, Image],
+        scratch: Path,
+        log: Callable[[str], None],
+    ) -> None:
+        self.server, self._skopeo, self._settings = server, skopeo, settings
+        self._big, self._small = images
+        self._scratch, self._log = scratch, log
+        suffix = uuid.uuid4().hex[:8]
+        self._big_repo, self._small_repo = f"bench/large-{suffix}", f"bench/small-{suffix}"
+        self._pull_root = _pull_root(scratch, self._big.layer_bytes)
+        self.run = RegistryRun()
+        self.sampler = RssSampler(server.pid)
+
+    def step(self, name: str, action: Callable[[Session], None]) -> None:
         os.sync()
-        run.busy_percent = max(run.busy_percent, wait_for_quiet(settings.quiet_wait_s, log))
+        self.run.busy_percent = max(self.run.busy_percent, wait_for_quiet(self._settings.quiet_wait_s, self._log))
+        account = ForeignCpu()
         try:
-            yield
+            action(self)
         except BenchmarkError as e:
-            run.errors.append(f"{name}: {e}")
-            log(f"[red]{server.label}: {name} failed[/red]: {e}")
+            self.run.errors.append(f"{name}: {e}")
+            self._log(f"[red]{self.server.label}: {name} failed[/red]: {e}")
+            return
+        foreign = account.percent()
+        self.run.foreign_percent = max(self.run.foreign_percent, foreign)
+        if foreign >= 10:
+            self._log(f"[yellow]{self.server.label}: {name}: other processes used {foreign:.0f}% of the CPUs")
 
-    def push(image: Image, repo: str) -> float:
-        seconds, _ = skopeo.copy(image.reference, f"docker://{server.host}/{repo}:{image.tag}")
+    def finish(self) -> RegistryRun:
+        peak = self.sampler.take_peak() / MIB
+        self.run.values["rss_all_mib"] = max(peak, self.run.values.get("rss_push_big_mib", 0.0))
+        return self.run
+
+    def _push(self, image: Image, repo: str) -> float:
+        seconds, _ = self._skopeo.copy(image.reference, f"docker://{self.server.host}/{repo}:{image.tag}")
         return seconds
 
-    def pull(image: Image, repo: str) -> float:
-        dest = pull_root / f"trustyard-bench-pull-{uuid.uuid4().hex}"
+    def _pull(self, image: Image, repo: str) -> float:
+        dest = self._pull_root / f"trustyard-bench-pull-{uuid.uuid4().hex}"
         try:
-            seconds, _ = skopeo.copy(f"docker://{server.host}/{repo}:{image.tag}", f"dir:{dest}")
+            seconds, _ = self._skopeo.copy(f"docker://{self.server.host}/{repo}:{image.tag}", f"dir:{dest}")
             for layer in image.layers:
                 got = dest / layer.blob.digest.removeprefix("sha256:")
                 if not got.is_file() or got.stat().st_size != layer.blob.size:
@@ -941,45 +998,63 @@ def measure_registry(
             shutil.rmtree(dest, ignore_errors=True)
         return seconds
 
-    with RssSampler(server.pid) as sampler:
-        with step("push large"):
-            sampler.take_peak()
-            seconds = push(big, big_repo)
-            run.values["rss_push_big_mib"] = sampler.take_peak() / MIB
-            run.values["push_big_s"] = seconds
-            run.values["push_big_mbps"] = big.layer_bytes / seconds / MB
-            log(
-                f"{server.label}: push {settings.big_label}: {seconds:.2f} s, "
-                f"{run.values['push_big_mbps']:.1f} MB/s, peak RSS {run.values['rss_push_big_mib']:.1f} MiB"
-            )
-        with step("pull large"):
-            seconds = pull(big, big_repo)
-            run.values["pull_big_s"] = seconds
-            run.values["pull_big_mbps"] = big.layer_bytes / seconds / MB
-            log(f"{server.label}: pull {settings.big_label}: {seconds:.2f} s, {run.values['pull_big_mbps']:.1f} MB/s")
-        with step("push small"):
-            seconds = push(small, small_repo)
-            run.values["push_small_s"] = seconds
-            run.values["push_small_lps"] = len(small.layers) / seconds
-            log(f"{server.label}: push {len(small.layers)} small layers: {seconds:.2f} s")
-        with step("pull small"):
-            seconds = pull(small, small_repo)
-            run.values["pull_small_s"] = seconds
-            run.values["pull_small_lps"] = len(small.layers) / seconds
-            log(f"{server.label}: pull {len(small.layers)} small layers: {seconds:.2f} s")
-        with step("manifest GET"):
-            url = f"http://{server.host}/v2/{big_repo}/manifests/{big.tag}"
-            check_manifest(url, big.manifest.digest)
-            wrk = run_wrk(url, settings.wrk, scratch)
-            run.values["manifest_rps"] = wrk.requests_per_s
-            run.values["manifest_p50_ms"] = wrk.latency_p50_ms
-            run.values["manifest_p99_ms"] = wrk.latency_p99_ms
-            log(
-                f"{server.label}: manifest GET: {wrk.requests_per_s:,.0f} req/s, "
-                f"p50 {wrk.latency_p50_ms:.2f} ms, p99 {wrk.latency_p99_ms:.2f} ms"
-            )
-        run.values["rss_all_mib"] = max(sampler.take_peak() / MIB, run.values.get("rss_push_big_mib", 0.0))
-    return run
+    def push_big(self) -> None:
+        values, label = self.run.values, self._settings.big_label
+        self.sampler.take_peak()
+        seconds = self._push(self._big, self._big_repo)
+        values["rss_push_big_mib"] = self.sampler.take_peak() / MIB
+        values["push_big_s"] = seconds
+        values["push_big_mbps"] = self._big.layer_bytes / seconds / MB
+        self._log(
+            f"{self.server.label}: push {label}: {seconds:.2f} s, {values['push_big_mbps']:.1f} MB/s, "
+            f"peak RSS {values['rss_push_big_mib']:.1f} MiB"
+        )
+
+    def pull_big(self) -> None:
+        values, label = self.run.values, self._settings.big_label
+        seconds = self._pull(self._big, self._big_repo)
+        values["pull_big_s"] = seconds
+        values["pull_big_mbps"] = self._big.layer_bytes / seconds / MB
+        self._log(f"{self.server.label}: pull {label}: {seconds:.2f} s, {values['pull_big_mbps']:.1f} MB/s")
+
+    def push_small(self) -> None:
+        seconds = self._push(self._small, self._small_repo)
+        self.run.values["push_small_s"] = seconds
+        self.run.values["push_small_lps"] = len(self._small.layers) / seconds
+        self._log(f"{self.server.label}: push {len(self._small.layers)} small layers: {seconds:.2f} s")
+
+    def pull_small(self) -> None:
+        seconds = self._pull(self._small, self._small_repo)
+        self.run.values["pull_small_s"] = seconds
+        self.run.values["pull_small_lps"] = len(self._small.layers) / seconds
+        self._log(f"{self.server.label}: pull {len(self._small.layers)} small layers: {seconds:.2f} s")
+
+    def manifest_get(self) -> None:
+        url = f"http://{self.server.host}/v2/{self._big_repo}/manifests/{self._big.tag}"
+        check_manifest(url, self._big.manifest.digest)
+        wrk = run_wrk(url, self._settings.wrk, self._scratch)
+        self.run.values["manifest_rps"] = wrk.requests_per_s
+        self.run.values["manifest_p50_ms"] = wrk.latency_p50_ms
+        self.run.values["manifest_p99_ms"] = wrk.latency_p99_ms
+        self._log(
+            f"{self.server.label}: manifest GET: {wrk.requests_per_s:,.0f} req/s, "
+            f"p50 {wrk.latency_p50_ms:.2f} ms, p99 {wrk.latency_p99_ms:.2f} ms"
+        )
+
+
+STEPS: tuple[tuple[str, Callable[[Session], None]], ...] = (
+    ("push large", Session.push_big),
+    ("pull large", Session.pull_big),
+    ("push small", Session.push_small),
+    ("pull small", Session.pull_small),
+    ("manifest GET", Session.manifest_get),
+)
+
+
+def step_order(repetition: int, step: int) -> tuple[RegistryName, ...]:
+    """Who goes first alternates by step and by repetition, so neither registry always inherits the other's
+    after-effects (dirty pages, warm caches, a background burst)."""
+    return REGISTRIES if (repetition + step) % 2 == 0 else REGISTRIES[::-1]
 
 
 def _warm(image: Image) -> None:
@@ -1026,10 +1101,18 @@ def run_benchmark(settings: Settings, command: str, console: Console) -> Report:
             workdir = Path(tmp) / f"run-{rep + 1}"
             (workdir / "candidate-dir").mkdir(parents=True)
             try:
-                with _servers(settings, workdir) as servers:
-                    order = REGISTRIES if rep % 2 == 0 else REGISTRIES[::-1]
-                    for name in order:
-                        runs[name].append(measure_registry(servers[name], skopeo, settings, big, small, workdir, log))
+                with _servers(settings, workdir) as servers, contextlib.ExitStack() as stack:
+                    sessions = {
+                        name: Session(server, skopeo, settings, (big, small), workdir, log)
+                        for name, server in servers.items()
+                    }
+                    for session in sessions.values():
+                        stack.enter_context(session.sampler)
+                    for i, (step_name, action) in enumerate(STEPS):
+                        for name in step_order(rep, i):
+                            sessions[name].step(step_name, action)
+                    for name, session in sessions.items():
+                        runs[name].append(session.finish())
             except BenchmarkError as e:
                 log(f"[red]run {rep + 1} failed[/red]: {e}")
                 for name in REGISTRIES:

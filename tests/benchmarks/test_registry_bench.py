@@ -134,10 +134,11 @@ def test_short_path() -> None:
 def _report() -> bench.Report:
     metrics = bench.metrics_for("1 GiB", 200)
     fast = bench.RegistryRun(values={m.key: 10.0 for m in metrics})
+    medium = bench.RegistryRun(values={m.key: 8.0 for m in metrics}, busy_percent=30.0, foreign_percent=12.0)
     slow = bench.RegistryRun(values={m.key: 4.0 for m in metrics})
-    broken = bench.RegistryRun(values={"push_big_mbps": 12.0}, errors=["pull large: skopeo failed\ndetails"])
+    broken = bench.RegistryRun(values={"push_big_mbps": 3.0}, errors=["pull large: skopeo failed\ndetails"])
     runs: dict[bench.RegistryName, list[bench.RegistryRun]] = {
-        "trustyard": [fast, broken, fast],
+        "trustyard": [fast, broken, medium],
         "reference": [slow, slow, slow],
     }
     return bench.Report(
@@ -151,13 +152,24 @@ def _report() -> bench.Report:
     )
 
 
-def test_aggregate_takes_medians_ratios_and_targets() -> None:
+def test_aggregate_takes_the_best_run_and_the_worst_memory() -> None:
     rows = {row.metric.key: row for row in _report().rows}
     push = rows["push_big_mbps"]
     assert (push.candidate, push.reference, push.ratio, push.met) == (10.0, 4.0, 2.5, True)
-    assert rows["pull_big_mbps"].candidate == 10.0  # median of the two runs that have it
-    assert rows["rss_push_big_mib"].met is True  # 10 MiB < 200 MiB
+    assert rows["push_big_s"].candidate == 8.0  # lower is better
     assert rows["push_big_s"].met is None  # no target
+    assert rows["pull_big_mbps"].candidate == 10.0  # the failed run has no figure
+    assert rows["rss_push_big_mib"].candidate == 10.0  # memory: the worst run
+    assert rows["rss_push_big_mib"].met is True  # 10 MiB < 200 MiB
+
+
+def test_step_order_alternates() -> None:
+    assert bench.step_order(0, 0) == ("trustyard", "reference")
+    assert bench.step_order(0, 1) == bench.step_order(1, 0) == ("reference", "trustyard")
+
+
+def test_foreign_cpu_is_a_share() -> None:
+    assert 0.0 <= bench.ForeignCpu().percent() <= 100.0
 
 
 def test_target_rules() -> None:
@@ -174,6 +186,8 @@ def test_render_markdown_has_table_command_machine_and_failures() -> None:
     assert "Command: `python benchmarks/registry.py --out docs/benchmarks.md`" in text
     assert "- CPU: test CPU, 2 logical cores" in text
     assert "- trustyard run 2: `pull large: skopeo failed`" in text
+    assert "| trustyard | 3 | 8.0 | 8.00 |" in text and text.rstrip().endswith("| 4.00 | 4.0 | 4.0 | 0 / 0 |")
+    assert "| 30 / 12 |" in text
     assert "Validation run" not in text
 
 
