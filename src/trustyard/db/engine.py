@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +19,23 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine.interfaces import DBAPIModule
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from trustyard.errors import TrustyardError
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for a PostgreSQL server to accept a connection (``?connect_timeout=`` overrides)."""
+
+_MIGRATION_LOCK_KEY = 0x7472757374796172  # "trustyar": the PostgreSQL advisory lock migrations hold
+_MIGRATING = threading.Lock()  # Alembic's ``context``/``op`` are module globals: one migration per process
+
+# SQLSTATEs after which PostgreSQL rolled the transaction back and retrying it can succeed
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization_failure, deadlock_detected, lock_not_available
 
 
 class DatabaseError(TrustyardError):
@@ -71,15 +82,21 @@ class Database:
         if self.is_sqlite:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise DatabaseError(f"cannot create the folder of database {self.url}: {e.strerror or e}") from e
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
             kwargs["pool_size"] = 16
         else:
             kwargs["pool_size"] = 16
             kwargs["max_overflow"] = 16
             kwargs["pool_pre_ping"] = True
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            if "connect_timeout=" not in url:  # an unreachable host fails in seconds, not minutes
+                kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+            for scheme in ("postgresql://", "postgres://"):
+                if url.startswith(scheme):
+                    url = "postgresql+psycopg://" + url.removeprefix(scheme)
         try:
             self.engine = create_engine(url, **kwargs)
         except (SQLAlchemyError, ImportError, ValueError) as e:
@@ -90,11 +107,18 @@ class Database:
             self.migrate()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest Alembic revision (idempotent).
+
+        Safe when several processes or nodes open a new database at once: the migration runs in one
+        transaction that first takes the write lock (SQLite ``BEGIN IMMEDIATE``) or an advisory lock
+        (PostgreSQL, whose DDL is transactional), so the others wait and then find the schema current.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            with self.engine.connect() as conn:
+            with _MIGRATING, self.engine.connect().execution_options(trustyard_write=True) as conn:
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()
@@ -122,37 +146,60 @@ class Database:
         SQLAlchemy's checkout, autobegin and compilation cost ~15x the query itself for the tiny lookups
         that every pull makes; these bypass it. ``sql`` uses ``?`` placeholders; connections run in
         autocommit mode (a single SELECT is its own consistent snapshot) and are kept in a free list.
+        A kept connection the server has dropped (restart, idle timeout) is replaced once; failures are
+        raised as SQLAlchemy's ``DBAPIError`` family, like every other database error.
         """
-        conn = self._lean_checkout()
-        try:
-            cur = conn.cursor()
+        statement = sql if self.is_sqlite else sql.replace("?", "%s")
+        args = tuple(params)
+        while True:
+            conn, reused = self._lean_checkout()
             try:
-                cur.execute(sql if self.is_sqlite else sql.replace("?", "%s"), tuple(params))
-                row = cur.fetchone()
-            finally:
-                cur.close()
-        except Exception:
-            conn.close()
-            raise
-        self._lean.put(conn)
-        return None if row is None else tuple(row)
+                cur = conn.cursor()
+                try:
+                    cur.execute(statement, args)
+                    row = cur.fetchone()
+                finally:
+                    cur.close()
+            except self._dbapi_error as e:
+                disconnected = self.engine.dialect.is_disconnect(e, conn, None)
+                conn.close()
+                if reused and disconnected:
+                    continue
+                raise DBAPIError.instance(
+                    statement, args, e, self._dbapi_error, connection_invalidated=disconnected
+                ) from e
+            except BaseException:
+                conn.close()
+                raise
+            self._lean.put(conn)
+            return None if row is None else tuple(row)
 
-    def _lean_checkout(self) -> Any:
+    @property
+    def _dbapi_error(self) -> type[DBAPIModule.Error]:
+        error: type[DBAPIModule.Error] = self.engine.dialect.loaded_dbapi.Error
+        return error
+
+    def _lean_checkout(self) -> tuple[Any, bool]:
+        """A lean connection and whether it was kept from an earlier read (it may have gone stale)."""
         try:
-            return self._lean.get_nowait()
+            return self._lean.get_nowait(), True
         except queue.Empty:
             pass
         if self.is_sqlite:
             path = self.url.removeprefix("sqlite:///")
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA query_only=ON")
-            return conn
-        fairy = self.engine.raw_connection()
+            try:
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
+                conn.execute("PRAGMA busy_timeout=60000")
+                conn.execute("PRAGMA query_only=ON")
+            except sqlite3.Error as e:
+                raise DBAPIError.instance("connect", (), e, sqlite3.Error) from e
+            return conn, False
+        fairy = self.engine.raw_connection()  # raises SQLAlchemy's OperationalError when unreachable
+        dbapi = fairy.driver_connection  # taken before detach(), which forgets it
         fairy.detach()  # ours for good: the pool forgets it and never resets its autocommit mode
-        dbapi = fairy.driver_connection
+        dbapi.rollback()  # type: ignore[union-attr]
         dbapi.autocommit = True  # type: ignore[union-attr]
-        return dbapi
+        return dbapi, False
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -165,5 +212,7 @@ class Database:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether a database error is worth retrying (lock timeouts, serialisation failures)."""
+    """Whether a database error is worth retrying (lock timeouts, serialisation failures, deadlocks)."""
+    if isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in _PG_TRANSIENT:
+        return True
     return isinstance(error, OperationalError) and "locked" in str(error).lower()
