@@ -115,6 +115,26 @@ class OciImage:
         return bad
 
 
+@dataclass(frozen=True)
+class OciIndex:
+    """An image index inside an OCI layout, with its exact bytes and the images it names."""
+
+    layout: Path
+    ref: str
+    body: bytes
+    images: tuple[OciImage, ...]
+
+    @property
+    def digest(self) -> str:
+        """Digest of the index bytes."""
+        return sha256_digest(self.body)
+
+    @property
+    def transport(self) -> str:
+        """The index as a containers/image reference: `oci:LAYOUT:REF`."""
+        return f"oci:{self.layout}:{self.ref}"
+
+
 def parse_manifest(layout: Path, ref: str, manifest: bytes, *, flat: bool = False) -> OciImage:
     """An `OciImage` from the bytes of an image manifest."""
     body = json.loads(manifest)
@@ -273,12 +293,13 @@ class LayoutBuilder:
         *,
         cmd: list[str] | None = None,
         labels: Mapping[str, str] | None = None,
+        architecture: str = "amd64",
     ) -> OciImage:
         """Write config and manifest for already stored layers `(descriptor, diff_id)`; name it `ref`."""
         layers = list(layers)
         config_body: dict[str, Any] = {
             "created": "2024-01-01T00:00:00Z",
-            "architecture": "amd64",
+            "architecture": architecture,
             "os": "linux",
             "config": {"Env": [PATH_ENV], "Cmd": cmd or ["/bin/sh"], "Labels": dict(labels or {})},
             "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in layers]},
@@ -296,21 +317,40 @@ class LayoutBuilder:
             "layers": [desc.to_json() for desc, _ in layers],
         }
         manifest = json.dumps(manifest_body, indent=1).encode()
-        manifest_digest = self.put_blob(manifest)
+        self._name(ref, OCI_MANIFEST, manifest, {"architecture": architecture, "os": "linux"})
+        return parse_manifest(self.layout, ref, manifest)
+
+    def add_index(self, ref: str, images: Iterable[tuple[OciImage, str]]) -> OciIndex:
+        """Write an image index of `(image, architecture)` (images of this layout); name it `ref`."""
+        images = list(images)
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": image.manifest_digest,
+                    "size": len(image.manifest),
+                    "platform": {"architecture": arch, "os": "linux"},
+                }
+                for image, arch in images
+            ],
+        }
+        index = json.dumps(body, indent=1).encode()
+        self._name(ref, OCI_INDEX, index, None)
+        return OciIndex(layout=self.layout, ref=ref, body=index, images=tuple(image for image, _ in images))
+
+    def _name(self, ref: str, media_type: str, content: bytes, platform: Mapping[str, str] | None) -> None:
+        """Store `content` as a blob and name it `ref` in index.json (replacing an older entry)."""
+        entry: dict[str, Any] = {"mediaType": media_type, "digest": self.put_blob(content), "size": len(content)}
+        if platform is not None:
+            entry["platform"] = dict(platform)
+        entry["annotations"] = {REF_NAME: ref}
         index_path = self.layout / "index.json"
         index = json.loads(index_path.read_bytes())
         index["manifests"] = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) != ref]
-        index["manifests"].append(
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": manifest_digest,
-                "size": len(manifest),
-                "platform": {"architecture": "amd64", "os": "linux"},
-                "annotations": {REF_NAME: ref},
-            }
-        )
+        index["manifests"].append(entry)
         index_path.write_text(json.dumps(index, indent=1))
-        return parse_manifest(self.layout, ref, manifest)
 
     def add_layers_image(self, ref: str, layers: Iterable[Layer], **kwargs: Any) -> OciImage:
         """Store `layers` and write an image of them."""

@@ -7,13 +7,19 @@ digest. skopeo runs with `--preserve-digests`, so it fails rather than silently 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from .clients import Skopeo
 from .images import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Layer,
+    LayoutBuilder,
     OciImage,
+    parse_manifest,
     random_image,
     read_dir_copy,
     read_layout,
@@ -127,3 +133,81 @@ def test_copy_between_registries(
         assert pulled.manifest == source_manifest
         assert [b.digest for b in pulled.layers] == [b.digest for b in image.layers]
         assert pulled.mismatched_blobs() == []
+
+
+def test_multi_arch_index_round_trip(
+    registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    """`skopeo copy --all` of an OCI image index: the index and both platform manifests keep their bytes."""
+    builder = LayoutBuilder(tmp_path / "layout")
+    shared = Layer.random("index-shared", 200_000)
+    images = [
+        (
+            builder.add_layers_image(
+                f"app-{arch}", [shared, Layer.random(f"index-{arch}", 150_000)], architecture=arch
+            ),
+            arch,
+        )
+        for arch in ("amd64", "arm64")
+    ]
+    index = builder.add_index("app:1", images)
+    dest = f"docker://{registry.host}/multi/app:1"
+    skopeo.copy(index.transport, dest, "--all")
+
+    assert skopeo.inspect_raw(dest) == index.body
+    served = api.get_manifest("multi/app", "1")
+    assert served.body == index.body
+    assert served.media_type == OCI_INDEX
+    assert served.digest_header == index.digest
+    for image in index.images:
+        child = api.get_manifest("multi/app", image.manifest_digest)
+        assert child.body == image.manifest
+        assert child.media_type == OCI_MANIFEST
+    report = api.check_integrity()
+    assert report.problems == []
+    assert (report.manifests, report.blobs) == (3, 5)
+
+    out = tmp_path / "pulled"
+    skopeo.copy(dest, f"oci:{out}:app:1", "--all")
+    pulled_index = json.loads((out / "index.json").read_bytes())
+    (entry,) = pulled_index["manifests"]
+    assert entry["digest"] == index.digest
+    pulled = {img.manifest_digest: img for img in read_images_of_index(out, index.digest)}
+    assert set(pulled) == {image.manifest_digest for image in index.images}
+    assert all(img.mismatched_blobs() == [] for img in pulled.values())
+
+
+def read_images_of_index(layout: Path, digest: str) -> list[OciImage]:
+    """The image manifests an index blob of `layout` names, parsed from the layout's blobs."""
+    body = json.loads((layout / "blobs" / digest.replace(":", "/", 1)).read_bytes())
+    return [
+        parse_manifest(layout, m["digest"], (layout / "blobs" / m["digest"].replace(":", "/", 1)).read_bytes())
+        for m in body["manifests"]
+    ]
+
+
+def test_mount_delete_and_gc(registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path) -> None:
+    """The same image pushed to two repositories (skopeo mounts the blobs it saw in the first), the first
+    deleted with `skopeo delete` and collected: the second keeps every blob."""
+    image = random_image(tmp_path / "layout", "m:1", seed="mount", layer_sizes=[500_000, 30_000])
+    first, second = f"docker://{registry.host}/mount/a:1", f"docker://{registry.host}/mount/b:1"
+    skopeo.copy(image.transport, first)
+    skopeo.copy(image.transport, second)
+    assert api.manifest_digest("mount/b", "1") == image.manifest_digest
+
+    skopeo.run("delete", "--tls-verify=false", first)
+    for reference in ("1", image.manifest_digest):
+        gone = api.http.head(f"/v2/mount/a/manifests/{reference}")
+        assert gone.status_code == 404
+    assert "1" not in api.tags("mount/a")
+
+    proc = registry.gc(delete_untagged=True, grace_period=0)
+    assert proc.returncode == 0, proc.stderr
+    report = api.check_integrity()
+    assert report.problems == []
+    assert report.blobs == len(image.blobs)
+    out = tmp_path / "pulled"
+    skopeo.copy(second, f"dir:{out}")
+    pulled = read_dir_copy(out)
+    assert pulled.manifest == image.manifest
+    assert pulled.mismatched_blobs() == []
