@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .clients import Dockerd, Skopeo
-from .images import ALPINE_CHECK, ALPINE_EXPECTED, OciImage
+from .images import ALPINE_CHECK, ALPINE_EXPECTED, Layer, LayoutBuilder, OciImage
 from .registry_api import RegistryClient
 from .servers import RegistryServer
 
@@ -104,3 +104,30 @@ def test_docker_pulls_oci_image_pushed_by_skopeo(
     docker.docker("rmi", ref)
     docker.docker("pull", by_digest)
     assert run_check(docker, by_digest) == ALPINE_EXPECTED
+
+
+def test_docker_pulls_platform_from_index(
+    registry: RegistryServer, skopeo: Skopeo, clean_docker: Dockerd, tmp_path: Path
+) -> None:
+    """dockerd resolves an OCI image index to its linux/amd64 manifest and records the index digest."""
+    docker = clean_docker
+    builder = LayoutBuilder(tmp_path / "layout")
+    images = [
+        (
+            builder.add_layers_image(f"app-{arch}", [Layer.random(f"docker-index-{arch}", 100_000)], architecture=arch),
+            arch,
+        )
+        for arch in ("arm64", "amd64")
+    ]
+    index = builder.add_index("app:1", images)
+    ref = f"{registry.host}/docker/multi:1"
+    skopeo.copy(index.transport, f"docker://{ref}", "--all")
+
+    pull = docker.docker("pull", ref).stdout
+    match = PULLED_DIGEST.search(pull)
+    assert match, pull
+    assert match.group(1) == index.digest
+    assert repo_digests(docker, ref) == [f"{registry.host}/docker/multi@{index.digest}"]
+    amd64 = images[1][0]
+    inspect = docker.docker("image", "inspect", "--format", "{{.Id}} {{.Architecture}}", ref).stdout.split()
+    assert inspect == [amd64.config.digest, "amd64"]
