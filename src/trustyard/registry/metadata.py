@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustyard.db.engine import Database
@@ -131,15 +131,24 @@ class MetadataStore:
         with self.db.read() as conn:
             return self._repo_id(conn, name) is not None
 
+    def _lexical(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        """``column`` compared and sorted byte by byte, as the distribution spec's "lexical" order means.
+
+        SQLite's default (BINARY) already is; a PostgreSQL database collates by its locale (``en_US``
+        sorts ``a < B < b`` and puts ``_`` first), so the order is pinned with ``COLLATE "C"``.
+        """
+        return column if self.db.is_sqlite else column.collate("C")
+
     def catalog(self, limit: int | None, last: str | None) -> list[str]:
         """Repository names holding at least one manifest, sorted, after ``last``."""
+        key = self._lexical(repositories.c.name)
         q = (
             select(repositories.c.name)
             .where(exists().where(manifests.c.repository_id == repositories.c.id))
-            .order_by(repositories.c.name)
+            .order_by(key)
         )
         if last:
-            q = q.where(repositories.c.name > last)
+            q = q.where(key > last)
         if limit is not None:
             q = q.limit(limit)
         with self.db.read() as conn:
@@ -319,20 +328,24 @@ class MetadataStore:
                 .on_conflict_do_update(index_elements=["digest"], set_={"last_used": now})
             )
             write_content()
-            inserted = conn.execute(
-                self._insert(manifests)
-                .values(
-                    repository_id=rid,
-                    digest=m.digest,
-                    media_type=m.media_type,
-                    size=m.size,
-                    artifact_type=m.artifact_type,
-                    subject=m.subject,
-                    annotations=json.dumps(m.annotations, sort_keys=True) if m.annotations else None,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            ).rowcount
+            inserted = (
+                conn.execute(
+                    self._insert(manifests)
+                    .values(
+                        repository_id=rid,
+                        digest=m.digest,
+                        media_type=m.media_type,
+                        size=m.size,
+                        artifact_type=m.artifact_type,
+                        subject=m.subject,
+                        annotations=json.dumps(m.annotations, sort_keys=True) if m.annotations else None,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+                    .returning(manifests.c.digest)  # rowcount of INSERT .. ON CONFLICT is -1 on psycopg
+                ).first()
+                is not None
+            )
             if inserted and referenced:
                 conn.execute(
                     manifest_references.insert(),
@@ -389,9 +402,10 @@ class MetadataStore:
             rid = self._repo_id(conn, name)
             if rid is None:
                 return None
-            q = select(tags.c.name).where(tags.c.repository_id == rid).order_by(tags.c.name)
+            key = self._lexical(tags.c.name)
+            q = select(tags.c.name).where(tags.c.repository_id == rid).order_by(key)
             if last:
-                q = q.where(tags.c.name > last)
+                q = q.where(key > last)
             if limit is not None:
                 q = q.limit(limit)
             return [r[0] for r in conn.execute(q)]
