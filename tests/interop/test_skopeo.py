@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .clients import Skopeo
+from .clients import Skopeo, wait_all
 from .images import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -211,3 +211,25 @@ def test_mount_delete_and_gc(registry: RegistryServer, api: RegistryClient, skop
     pulled = read_dir_copy(out)
     assert pulled.manifest == image.manifest
     assert pulled.mismatched_blobs() == []
+
+
+def test_concurrent_identical_pushes(
+    registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    """Eight skopeo processes push the same image at once (four tags of one repository, four repositories):
+    every push succeeds and every copy is whole (no torn blob from racing uploads of the same digest)."""
+    image = random_image(tmp_path / "layout", "same:1", seed="same", layer_sizes=[4 * 1024 * 1024, 50_000])
+    refs = [f"same/one:t{i}" for i in range(4)] + [f"same/repo{i}:1" for i in range(4)]
+    copies = [
+        skopeo.start_copy(image.transport, f"docker://{registry.host}/{ref}", log=tmp_path / f"push-{n}.log")
+        for n, ref in enumerate(refs)
+    ]
+    codes = wait_all(copies, timeout=90)
+    assert codes == [0] * len(refs), [c.output()[-1500:] for c, code in zip(copies, codes, strict=True) if code]
+    for ref in refs:
+        repo, tag = ref.split(":")
+        assert api.manifest_digest(repo, tag) == image.manifest_digest
+    report = api.check_integrity()
+    assert report.problems == []
+    assert report.tags == len(refs)
+    assert report.blobs == 5 * len(image.blobs)  # per repository: 4 + 1 of same/one
