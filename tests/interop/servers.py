@@ -139,14 +139,36 @@ class RegistryServer:
 
     def stop(self) -> int:
         """Graceful stop: SIGTERM, wait; fails unless it exits in time with a graceful exit code."""
-        code = self._end(signal.SIGTERM)
+        self.begin_stop()
+        return self.wait_stopped()
+
+    def begin_stop(self) -> None:
+        """Send SIGTERM and return at once: the server is to finish what is in flight, then exit."""
+        self._signal(signal.SIGTERM)
+
+    def wait_not_accepting(self, timeout: float = 10.0) -> None:
+        """Poll until the port refuses new connections (a stopping server has closed its listener)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+            except ConnectionRefusedError:
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(f"{self.name} still accepts connections {timeout}s after SIGTERM")
+            time.sleep(0.02)
+
+    def wait_stopped(self) -> int:
+        """Wait for the exit that `begin_stop` asked for; fails unless the exit code is a graceful one."""
+        code = self._wait(signal.SIGTERM)
         if code not in self.graceful_exit_codes:
             raise ServerError(f"{self.name} exited with {code} after SIGTERM; log tail:\n{tail(self.log_path)}")
         return code
 
     def kill(self) -> int:
         """Hard stop: SIGKILL, wait; returns the exit code (-9)."""
-        return self._end(signal.SIGKILL)
+        self._signal(signal.SIGKILL)
+        return self._wait(signal.SIGKILL)
 
     def restart(self, *, hard: bool = False) -> None:
         """Stop (SIGKILL when `hard`, else SIGTERM) and start again on the same data dir and port."""
@@ -156,18 +178,22 @@ class RegistryServer:
             self.stop()
         self.start()
 
-    def _end(self, sig: signal.Signals) -> int:
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._proc is None:
+            raise ServerError(f"{self.name} is not running")
+        if self._proc.poll() is None:
+            self._proc.send_signal(sig)
+
+    def _wait(self, sig: signal.Signals) -> int:
         proc = self._proc
         if proc is None:
             raise ServerError(f"{self.name} is not running")
-        if proc.poll() is None:
-            proc.send_signal(sig)
         try:
             code = proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise ServerError(f"{self.name} ignored {sig.name} for {STOP_TIMEOUT}s") from None
+            raise ServerError(f"{self.name} did not exit within {STOP_TIMEOUT}s of {sig.name}") from None
         finally:
             self._proc = None
             if self._log is not None:
@@ -177,9 +203,10 @@ class RegistryServer:
         return code
 
     def close(self) -> None:
-        """Teardown: stop if still running (SIGTERM, then SIGKILL if it hangs)."""
+        """Teardown: stop if still running (SIGTERM; SIGKILL and fail if it hangs)."""
         if self._proc is not None:
-            self._end(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
+            self._wait(signal.SIGTERM)
 
     def server_errors(self) -> list[str]:
         """Log lines of requests answered with a 5xx status (trustyard's JSON log, distribution's text log)."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from .registry_api import RegistryClient, oci_error_codes
@@ -115,3 +118,59 @@ def test_wrong_digest_is_refused(registry: RegistryServer, api: RegistryClient) 
     assert oci_error_codes(closed) == ["DIGEST_INVALID"]
     for digest in (claimed, actual):
         assert api.http.head(f"/v2/{repo}/blobs/{digest}").status_code == 404
+
+
+def test_sigterm_lets_an_upload_in_flight_finish(registry: RegistryServer, api: RegistryClient) -> None:
+    """SIGTERM while a PATCH body is still arriving: the request completes (202), then the server exits,
+    and after a restart the session holds every byte."""
+    repo = "resume/inflight"
+    data = random.Random("inflight").randbytes(8 * 256 * 1024)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    opened = api.start_upload(repo)
+    assert opened.status_code == 202, opened.text
+    location = api.absolute(opened.headers["location"])
+
+    half_sent = threading.Event()
+    signalled = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        for i in range(0, len(data), 256 * 1024):
+            if i == len(data) // 2:
+                half_sent.set()
+                assert signalled.wait(timeout=10)
+            yield data[i : i + 256 * 1024]
+
+    result: list[httpx.Response | httpx.TransportError] = []
+
+    def send() -> None:
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"0-{len(data) - 1}",
+            "Content-Length": str(len(data)),
+        }
+        try:
+            result.append(api.http.patch(location, content=body(), headers=headers))
+        except httpx.TransportError as e:
+            result.append(e)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert half_sent.wait(timeout=10)
+    registry.begin_stop()
+    registry.wait_not_accepting()  # shutdown under way: the listener is closed, the PATCH still open
+    signalled.set()
+    sender.join(timeout=30)
+    assert result, "the PATCH did not return"
+    (patched,) = result
+    assert isinstance(patched, httpx.Response), f"PATCH in flight at SIGTERM: {patched!r}"
+    assert patched.status_code == 202, patched.text
+    assert patched.headers["range"] == f"0-{len(data) - 1}"
+    registry.wait_stopped()
+
+    registry.start()
+    status = api.upload_status(patched.headers["location"])
+    assert status.status_code == 204, status.text
+    assert status.headers["range"] == f"0-{len(data) - 1}"
+    closed = api.finish_upload(status.headers.get("location", patched.headers["location"]), digest)
+    assert closed.status_code == 201, closed.text
+    assert api.get_blob(repo, digest) == data
