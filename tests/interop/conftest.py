@@ -49,9 +49,9 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     """Start registries (`factory(kind=None)`: None = the system under test) that stop after the test."""
     started: list[RegistryServer] = []
 
-    def factory(kind: type[RegistryServer] | None = None) -> RegistryServer:
+    def factory(kind: type[RegistryServer] | None = None, database_url: str | None = None) -> RegistryServer:
         cls = kind or server_under_test()
-        server = cls(workdir=tmp_path / f"{cls.name}-{len(started)}")
+        server = cls(workdir=tmp_path / f"{cls.name}-{len(started)}", database_url=database_url)
         _remember_log(request.node, server.name, server.log_path)
         started.append(server)
         server.start()
@@ -66,9 +66,24 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
 
 
 @pytest.fixture
-def registry(registry_factory: RegistryFactory) -> RegistryServer:
-    """The registry under test, started on a free port with an empty data dir."""
-    return registry_factory()
+def database(request: pytest.FixtureRequest) -> str | None:
+    """Metadata database URL of the registry under test: None (its default SQLite file in the data dir),
+    or a fresh PostgreSQL database where a test is marked EACH_DATABASE (servers.py)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        return None
+    assert kind == "postgresql", kind
+    url: str = request.getfixturevalue("postgresql_url")
+    return url
+
+
+@pytest.fixture
+def registry(database: str | None, registry_factory: RegistryFactory) -> RegistryServer:
+    """The registry under test, started on a free port with an empty data dir (and `database`).
+
+    `database` comes first: the server stops before its PostgreSQL database is dropped.
+    """
+    return registry_factory(database_url=database)
 
 
 @pytest.fixture

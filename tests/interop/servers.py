@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import pytest
 
 READY_TIMEOUT = 30.0
 _SERVER_ERROR = re.compile(r'"status": 5\d\d\b|http\.response\.status=5\d\d\b')
@@ -58,8 +59,9 @@ class RegistryServer:
     # re-raises the signal after a clean shutdown, so -SIGTERM is graceful too.
     graceful_exit_codes: tuple[int, ...] = (0, -signal.SIGTERM)
 
-    def __init__(self, *, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, *, workdir: Path, port: int | None = None, database_url: str | None = None) -> None:
         self.workdir = workdir
+        self.database_url = database_url
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{self.name}.log"
         self.port = port if port is not None else free_port()
@@ -240,11 +242,15 @@ class TrustyardServer(RegistryServer):
 
     name = "trustyard"
 
+    def _storage_args(self) -> list[str]:
+        db = ["--database-url", self.database_url] if self.database_url else []
+        return ["--data-dir", str(self.data_dir), *db]
+
     def command(self) -> list[str]:
-        return [*_trustyard_argv(), "serve", "--listen", self.host, "--data-dir", str(self.data_dir)]
+        return [*_trustyard_argv(), "serve", "--listen", self.host, *self._storage_args()]
 
     def gc_command(self, *, dry_run: bool, delete_untagged: bool, grace_period: int | None) -> list[str]:
-        argv = [*_trustyard_argv(), "gc", "--data-dir", str(self.data_dir)]
+        argv = [*_trustyard_argv(), "gc", *self._storage_args()]
         if dry_run:
             argv.append("--dry-run")
         if delete_untagged:
@@ -273,7 +279,9 @@ class DistributionServer(RegistryServer):
 
     name = "docker-registry"
 
-    def __init__(self, *, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, *, workdir: Path, port: int | None = None, database_url: str | None = None) -> None:
+        if database_url is not None:
+            raise ServerError("docker-registry keeps its metadata in its storage; it takes no database URL")
         super().__init__(workdir=workdir, port=port)
         self.config_path = workdir / "config.yml"
         self.config_path.write_text(DISTRIBUTION_CONFIG.format(data=self.data_dir, host=self.host))
@@ -291,6 +299,12 @@ class DistributionServer(RegistryServer):
             argv.append("--delete-untagged")
         return [*argv, str(self.config_path)]
 
+
+# Marks a test to run against the registry under test on each metadata database: trustyard's default
+# (SQLite in the data dir) and PostgreSQL (a fresh database on the session's server, tests/fixtures).
+EACH_DATABASE = pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 
 SERVERS: dict[str, type[RegistryServer]] = {
     "trustyard": TrustyardServer,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from .clients import BackgroundCopy, Skopeo, wait_all
-from .images import OciImage, random_image, read_dir_copy
+from .images import Descriptor, OciImage, random_image, read_dir_copy
 from .registry_api import RegistryClient, oci_error_codes
-from .servers import RegistryServer
+from .servers import EACH_DATABASE, RegistryServer
 
 pytestmark = pytest.mark.interop
 
@@ -27,19 +27,27 @@ SMALL, LARGE = 256 * 1024, 32 * 1024 * 1024
 # two small pushes finish first; the kill comes while the four large ones stream
 SIZES = [SMALL, SMALL, LARGE, LARGE, LARGE, LARGE]
 FINISH_BEFORE_KILL = 2
-UPLOAD_URL = re.compile(r'msg="PATCH (http://\S+/v2/(\S+)/blobs/uploads/[^"?\s]+)(\?[^"\s]*)?"')
+UPLOAD_URL = re.compile(r'msg="PATCH (http://\S+/v2/\S+/blobs/uploads/[^"?\s]+(?:\?[^"\s]*)?)"')
+COPYING_CONFIG = re.compile(r"^Copying config (sha256:[0-9a-f]{64})", re.MULTILINE)
 
 
-def upload_sessions(copy: BackgroundCopy) -> dict[str, str]:
-    """URL -> repository of each upload session skopeo sent data to (its PATCH URL, state query included).
+def upload_sessions(copy: BackgroundCopy, image: OciImage) -> dict[str, Descriptor]:
+    """URL (state query included) -> blob, of each upload session a push of `image` sent data to.
 
-    Whether skopeo's PUT reached the registry before the kill is unknown, so each of them is checked.
+    Each test image has one layer; skopeo uploads it before it prints "Copying config", and the config
+    after. Whether skopeo's closing PUT reached the registry before the kill is unknown, so each is checked.
     """
-    return {path + query: repo for path, repo, query in UPLOAD_URL.findall(copy.output())}
+    (layer,) = image.layers
+    sessions = {}
+    log = copy.output()
+    config_at = m.start() if (m := COPYING_CONFIG.search(log)) else len(log)
+    for match in UPLOAD_URL.finditer(log):
+        sessions[match.group(1)] = layer if match.start() < config_at else image.config
+    return sessions
 
 
-def resume_or_gone(api: RegistryClient, repo: str, url: str, image: OciImage) -> str:
-    """Check one session of a cut push; finish it when the registry keeps it. Returns what happened."""
+def resume_or_gone(api: RegistryClient, repo: str, url: str, image: OciImage, blob: Descriptor) -> str:
+    """Check one session of a cut push of `blob`; finish it when the registry keeps it. Says what happened."""
     status = api.upload_status(url)
     assert status.status_code in (204, 404), f"GET {url}: {status.status_code} {status.text}"
     if status.status_code == 404:
@@ -52,21 +60,20 @@ def resume_or_gone(api: RegistryClient, repo: str, url: str, image: OciImage) ->
     match = re.fullmatch(r"0-(\d+)", status.headers.get("range", ""))
     assert match, f"upload status without a valid Range: {status.headers}"
     offset = int(match.group(1)) + 1 if match.group(1) != "0" else 0
-    # skopeo sends every layer before the config, so a cut session belongs to the image's only layer
-    (layer,) = image.layers
-    data = image.blob_path(layer.digest).read_bytes()
+    data = image.blob_path(blob.digest).read_bytes()
     assert offset <= len(data), f"registry claims {offset} B of a {len(data)} B blob"
     location = status.headers.get("location", url)
     if offset < len(data):
         patched = api.patch_chunk(location, data[offset:], offset)
         assert patched.status_code == 202, patched.text
         location = patched.headers["location"]
-    closed = api.finish_upload(location, layer.digest)
+    closed = api.finish_upload(location, blob.digest)
     assert closed.status_code == 201, f"resumed at {offset}: {closed.status_code} {closed.text}"
-    assert api.blob_digest(repo, layer.digest) == (200, layer.digest, layer.size)
-    return f"resumed at {offset}"
+    assert api.blob_digest(repo, blob.digest) == (200, blob.digest, blob.size)
+    return f"{'layer' if blob in image.layers else 'config'} resumed at {offset}"
 
 
+@EACH_DATABASE
 def test_sigkill_during_concurrent_pushes(
     registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path
 ) -> None:
@@ -111,9 +118,9 @@ def test_sigkill_during_concurrent_pushes(
     assert report.tags >= len(done)
 
     outcomes = {
-        url: resume_or_gone(api, repo, url, images[repos.index(repo)])
+        url: resume_or_gone(api, repos[i], url, images[i], blob)
         for i in cut
-        for url, repo in upload_sessions(copies[i]).items()
+        for url, blob in upload_sessions(copies[i], images[i]).items()
     }
     assert outcomes, "the debug logs of the cut pushes show no upload session"
     print("sessions of cut pushes after the restart:", sorted(outcomes.values()))

@@ -19,7 +19,7 @@ import pytest
 from .clients import Skopeo, wait_all
 from .images import Layer, LayoutBuilder, OciImage, random_image, read_dir_copy
 from .registry_api import RegistryClient, oci_error_codes
-from .servers import RegistryServer
+from .servers import EACH_DATABASE, RegistryServer
 
 pytestmark = pytest.mark.interop
 
@@ -86,6 +86,7 @@ def assert_pulls_back(skopeo: Skopeo, ref: str, image: OciImage, out: Path) -> N
     assert pulled.mismatched_blobs() == []
 
 
+@EACH_DATABASE
 def test_online_gc_during_pushes(registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path) -> None:
     layout = tmp_path / "layout"
     host = registry.host
@@ -175,6 +176,7 @@ def test_online_gc_during_pushes(registry: RegistryServer, api: RegistryClient, 
     check_all_tagged()
 
 
+@EACH_DATABASE
 def test_gc_keeps_fresh_uploads(registry: RegistryServer, api: RegistryClient, tmp_path: Path) -> None:
     """A blob uploaded but not yet named by any manifest survives gc within the default grace period."""
     layer = Layer.random("gc-fresh", 100_000)

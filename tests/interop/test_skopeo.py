@@ -27,7 +27,7 @@ from .images import (
     shared_multilayer_images,
 )
 from .registry_api import RegistryClient
-from .servers import RegistryServer
+from .servers import EACH_DATABASE, RegistryServer
 
 pytestmark = pytest.mark.interop
 
@@ -57,6 +57,7 @@ def assert_served_as_pushed(
     assert report.blobs >= blobs
 
 
+@EACH_DATABASE
 @pytest.mark.parametrize("image", shared_multilayer_images(), ids=lambda i: f"{i.layout.name}:{i.ref}")
 def test_shared_image_round_trip(
     image: OciImage, registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path
@@ -135,6 +136,7 @@ def test_copy_between_registries(
         assert pulled.mismatched_blobs() == []
 
 
+@EACH_DATABASE
 def test_multi_arch_index_round_trip(
     registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path
 ) -> None:
@@ -186,6 +188,7 @@ def read_images_of_index(layout: Path, digest: str) -> list[OciImage]:
     ]
 
 
+@EACH_DATABASE
 def test_mount_delete_and_gc(registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path) -> None:
     """The same image pushed to two repositories (skopeo mounts the blobs it saw in the first), the first
     deleted with `skopeo delete` and collected: the second keeps every blob."""
@@ -213,6 +216,7 @@ def test_mount_delete_and_gc(registry: RegistryServer, api: RegistryClient, skop
     assert pulled.mismatched_blobs() == []
 
 
+@EACH_DATABASE
 def test_concurrent_identical_pushes(
     registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from .registry_api import RegistryClient, oci_error_codes
-from .servers import RegistryServer
+from .servers import EACH_DATABASE, RegistryServer
 
 pytestmark = pytest.mark.interop
 
@@ -36,6 +36,7 @@ def patch_all(api: RegistryClient, location: str, data: bytes, offset: int) -> t
     return location, offset
 
 
+@EACH_DATABASE
 @pytest.mark.parametrize("hard", [False, True], ids=["sigterm", "sigkill"])
 def test_chunked_upload_resumes_after_restart(hard: bool, registry: RegistryServer, api: RegistryClient) -> None:
     repo = "resume/blob"
