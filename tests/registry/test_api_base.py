@@ -8,6 +8,7 @@ to its status, and unexpected failures (``UNAVAILABLE``, never a traceback).
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,7 @@ OCI_CODES = {
 
 
 @pytest.mark.parametrize("path", ["/v2/", "/v2"])
+@pytest.mark.backend_independent
 async def test_version_check_answers_200_with_the_api_version_header(client: RegistryClient, path: str) -> None:
     response = await client.http.get(path)
     assert response.status_code == 200
@@ -66,6 +68,7 @@ async def test_version_check_answers_200_with_the_api_version_header(client: Reg
     assert response.json() == {}
 
 
+@pytest.mark.backend_independent
 async def test_version_check_head_has_no_body(client: RegistryClient) -> None:
     response = await client.http.head("/v2/")
     assert response.status_code == 200
@@ -157,6 +160,7 @@ async def test_catalog_n_larger_than_the_page_limit_is_capped_not_refused(client
 
 
 @pytest.mark.parametrize("n", ["abc", "-1", "1.5", "0x10", " 1", "²", "١", "½"])
+@pytest.mark.backend_independent
 async def test_catalog_invalid_n_is_pagination_number_invalid(client: RegistryClient, n: str) -> None:
     response = await client.http.get("/v2/_catalog", params={"n": n})
     assert_error(response, 400, "PAGINATION_NUMBER_INVALID")
@@ -169,11 +173,13 @@ async def test_catalog_invalid_n_is_pagination_number_invalid(client: RegistryCl
     "path",
     ["/v2/foo/bar", "/v2/foo/tags", "/v2/foo/manifests/", "/v2/foo/blobs/", "/v2/_catalog/extra", "/v2/foo"],
 )
+@pytest.mark.backend_independent
 async def test_unknown_endpoint_is_a_json_404(client: RegistryClient, path: str) -> None:
     response = await client.http.get(path)
     assert_error(response, 404, "NOT_FOUND")
 
 
+@pytest.mark.backend_independent
 async def test_unknown_endpoint_head_has_no_body(client: RegistryClient) -> None:
     response = await client.http.head("/v2/foo/bar")
     assert_error(response, 404, "NOT_FOUND")
@@ -202,12 +208,14 @@ BLOB = "sha256:" + "a" * 64
         ("POST", "/v2/foo/blobs/uploads/" + "0" * 32),
     ],
 )
+@pytest.mark.backend_independent
 async def test_unsupported_method_is_405_unsupported(client: RegistryClient, method: str, path: str) -> None:
     response = await client.http.request(method, path)
     assert_error(response, 405, "UNSUPPORTED")
 
 
 @pytest.mark.parametrize("path", ["/v2/foo/blobs/uploads/", "/v2/foo/blobs/uploads/" + "0" * 32, "/v2/foo/tags/list"])
+@pytest.mark.backend_independent
 async def test_unsupported_head_is_405_without_body(client: RegistryClient, path: str) -> None:
     response = await client.http.head(path)
     assert_error(response, 405, "UNSUPPORTED")
@@ -270,8 +278,13 @@ def test_head_error_response_has_no_body() -> None:
 # -- unexpected failures ----------------------------------------------------------------------------------------
 
 
-async def test_database_failure_is_503_unavailable(client_factory: ClientFactory) -> None:
-    client = await client_factory(raise_app_exceptions=False)
+@pytest.mark.backend_independent
+async def test_database_failure_is_503_unavailable(
+    client_factory: ClientFactory, migrated_sqlite: Path, tmp_path: Path
+) -> None:
+    private = tmp_path / "to-break.db"  # a database of its own: the shared PostgreSQL one must stay intact
+    shutil.copyfile(migrated_sqlite, private)
+    client = await client_factory(raise_app_exceptions=False, database_url=f"sqlite:///{private}")
     await client.push("repo", make_image(), "latest")
     service: RegistryService = client.app.state.registry
     with service.db.write() as conn:
@@ -280,6 +293,7 @@ async def test_database_failure_is_503_unavailable(client_factory: ClientFactory
     assert_error(response, 503, "UNAVAILABLE")
 
 
+@pytest.mark.backend_independent
 async def test_unexpected_exception_is_500_unavailable_without_traceback(
     client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -296,6 +310,7 @@ async def test_unexpected_exception_is_500_unavailable_without_traceback(
     assert "Traceback" not in response.text
 
 
+@pytest.mark.backend_independent
 async def test_trustyard_error_outside_the_registry_family_is_503(
     client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,6 +325,7 @@ async def test_trustyard_error_outside_the_registry_family_is_503(
     assert_error(response, 503, "UNAVAILABLE")
 
 
+@pytest.mark.backend_independent
 async def test_app_built_from_settings_alone_migrates_a_new_database_and_serves(
     settings_factory: SettingsFactory, tmp_path: Path
 ) -> None:
@@ -325,6 +341,7 @@ async def test_app_built_from_settings_alone_migrates_a_new_database_and_serves(
             assert (await client.get_manifest("repo", "latest")).content == image.body
 
 
+@pytest.mark.backend_independent
 async def test_sha256_helper_matches_the_registry(client: RegistryClient) -> None:
     """The builders' digests are the registry's digests (guards every other test)."""
     blob = make_blob("helper")

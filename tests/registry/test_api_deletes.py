@@ -101,6 +101,7 @@ async def test_delete_twice_is_404_the_second_time(client: RegistryClient) -> No
     ("reference", "code"),
     [("sha256:bad", "DIGEST_INVALID"), ("md5:" + "0" * 32, "DIGEST_INVALID"), ("-bad", "MANIFEST_INVALID")],
 )
+@pytest.mark.backend_independent
 async def test_delete_by_malformed_reference_is_400(client: RegistryClient, reference: str, code: str) -> None:
     await client.push("repo", make_image("x"), "latest")
     assert_error(await client.http.delete(f"/v2/repo/manifests/{reference}"), 400, code)

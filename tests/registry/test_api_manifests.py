@@ -189,6 +189,7 @@ async def test_manifest_without_media_type_or_content_type_is_guessed_from_its_s
     "content_type",
     [f"{MediaType.OCI_MANIFEST}; charset=utf-8", "application/json", f"  {MediaType.OCI_MANIFEST}  "],
 )
+@pytest.mark.backend_independent
 async def test_content_type_parameters_and_plain_json_are_accepted(client: RegistryClient, content_type: str) -> None:
     image = make_image("ctype")
     for blob in image.blobs:
@@ -199,6 +200,7 @@ async def test_content_type_parameters_and_plain_json_are_accepted(client: Regis
     assert got.headers["content-type"] == MediaType.OCI_MANIFEST
 
 
+@pytest.mark.backend_independent
 async def test_content_type_contradicting_the_media_type_field_is_manifest_invalid(client: RegistryClient) -> None:
     image = make_image("contradiction")
     for blob in image.blobs:
@@ -278,6 +280,7 @@ async def test_body_with_extra_whitespace_is_a_different_manifest(client: Regist
 
 
 @pytest.mark.parametrize("digest", ["sha256:baddigeststring", "sha256:" + "0" * 63, "md5:" + "0" * 32])
+@pytest.mark.backend_independent
 async def test_put_by_malformed_digest_is_digest_invalid(client: RegistryClient, digest: str) -> None:
     image = make_image("malformed")
     for blob in image.blobs:
@@ -331,6 +334,7 @@ async def test_put_without_tag_parameters_has_no_oci_tag_header(client: Registry
 
 
 @pytest.mark.parametrize("bad", ["-leading-dash", "a" * 129, "has space", "sha256:" + "0" * 64, ""])
+@pytest.mark.backend_independent
 async def test_invalid_tag_parameter_refuses_the_whole_push(client: RegistryClient, bad: str) -> None:
     image = make_image("bad-tag-param")
     for blob in image.blobs:
@@ -342,6 +346,7 @@ async def test_invalid_tag_parameter_refuses_the_whole_push(client: RegistryClie
 
 
 @pytest.mark.parametrize("reference", ["-bad", "a" * 129, "bad!tag", ".hidden"])
+@pytest.mark.backend_independent
 async def test_put_by_invalid_reference_is_refused(client: RegistryClient, reference: str) -> None:
     image = make_image("bad-reference")
     for blob in image.blobs:
@@ -456,6 +461,7 @@ CONFIG_DESCRIPTOR = {"mediaType": MediaType.OCI_CONFIG, "digest": DIGEST, "size"
         pytest.param(encode({"schemaVersion": 2}), None, id="shapeless"),
     ],
 )
+@pytest.mark.backend_independent
 async def test_malformed_manifest_is_manifest_invalid(
     client: RegistryClient, body: bytes, content_type: str | None
 ) -> None:
@@ -482,6 +488,7 @@ SCHEMA1 = encode(
     "content_type",
     [MediaType.DOCKER_SCHEMA1_SIGNED, MediaType.DOCKER_SCHEMA1, "application/json", None],
 )
+@pytest.mark.backend_independent
 async def test_docker_schema1_is_refused(client: RegistryClient, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     response = await client.http.put("/v2/repo/manifests/latest", content=SCHEMA1, headers=headers)
@@ -500,6 +507,7 @@ async def padded(image: ManifestDoc, size: int) -> bytes:
     return image.body + b" " * (size - image.size)
 
 
+@pytest.mark.backend_independent
 async def test_manifest_over_the_limit_is_413(client_factory: ClientFactory) -> None:
     client = await client_factory(max_manifest_size=2048)
     image = make_image("too-large")
@@ -511,6 +519,7 @@ async def test_manifest_over_the_limit_is_413(client_factory: ClientFactory) -> 
     assert_error(await client.get_manifest("repo", "latest"), 404, "MANIFEST_UNKNOWN")
 
 
+@pytest.mark.backend_independent
 async def test_manifest_over_the_limit_without_content_length_is_413(client_factory: ClientFactory) -> None:
     client = await client_factory(max_manifest_size=2048)
     image = make_image("too-large-streamed")
@@ -527,6 +536,7 @@ async def test_manifest_over_the_limit_without_content_length_is_413(client_fact
     assert_error(response, 413, "SIZE_INVALID")
 
 
+@pytest.mark.backend_independent
 async def test_content_length_over_the_limit_is_413_before_reading(client_factory: ClientFactory) -> None:
     client = await client_factory(max_manifest_size=2048)
     response = await client.http.put(
@@ -538,6 +548,7 @@ async def test_content_length_over_the_limit_is_413_before_reading(client_factor
 
 
 @pytest.mark.parametrize("value", ["abc", "²"])
+@pytest.mark.backend_independent
 async def test_non_numeric_content_length_of_a_manifest_is_size_invalid(client: RegistryClient, value: str) -> None:
     image = make_image("bad-length")
     response = await client.http.put(
@@ -690,6 +701,8 @@ async def test_ordinary_layer_with_urls_must_be_in_the_registry(client: Registry
     ("accept", "ok"),
     [
         (None, True),
+        ("", True),
+        (" , ", True),
         ("*/*", True),
         (MediaType.OCI_MANIFEST, True),
         (f"{MediaType.DOCKER_MANIFEST}, {MediaType.OCI_MANIFEST};q=0.5", True),
@@ -699,12 +712,17 @@ async def test_ordinary_layer_with_urls_must_be_in_the_registry(client: Registry
         (MediaType.OCI_INDEX, False),
     ],
 )
+@pytest.mark.backend_independent
 async def test_oci_manifest_is_served_only_when_accepted(client: RegistryClient, accept: str | None, ok: bool) -> None:
     image = make_image("negotiate")
     await client.push("repo", image, "latest")
-    headers = {"Accept": accept} if accept is not None else {}
     for method in ("GET", "HEAD"):
-        response = await client.http.request(method, "/v2/repo/manifests/latest", headers=headers)
+        request = client.http.build_request(method, "/v2/repo/manifests/latest")
+        if accept is None:
+            del request.headers["accept"]  # httpx sends */* unless told otherwise
+        else:
+            request.headers["accept"] = accept
+        response = await client.http.send(request)
         if ok:
             assert response.status_code == 200, response.text
             assert response.headers["content-type"] == MediaType.OCI_MANIFEST
@@ -714,6 +732,7 @@ async def test_oci_manifest_is_served_only_when_accepted(client: RegistryClient,
                 assert detail == {"mediaType": MediaType.OCI_MANIFEST}
 
 
+@pytest.mark.backend_independent
 async def test_accept_given_in_several_headers_is_combined(client: RegistryClient) -> None:
     image = make_image("multi-accept", docker=True)
     await client.push("repo", image, "latest")
@@ -726,6 +745,7 @@ async def test_accept_given_in_several_headers_is_combined(client: RegistryClien
 
 
 @pytest.mark.parametrize(("accept", "ok"), [(MediaType.OCI_INDEX, True), ("application/json", False)])
+@pytest.mark.backend_independent
 async def test_index_needs_an_accept_that_names_an_index(client: RegistryClient, accept: str, ok: bool) -> None:
     index = make_index([make_image("neg-child")])
     await client.push("repo", index, "multi")
@@ -768,12 +788,14 @@ async def test_manifest_of_another_repository_is_not_visible(client: RegistryCli
 
 
 @pytest.mark.parametrize("reference", ["sha256:baddigeststring", "md5:" + "0" * 32])
+@pytest.mark.backend_independent
 async def test_get_by_malformed_digest_is_400(client: RegistryClient, reference: str) -> None:
     await client.push("repo", make_image("x"), "latest")
     assert_error(await client.get_manifest("repo", reference), 400, "DIGEST_INVALID")
 
 
 @pytest.mark.parametrize("reference", ["-bad", "a" * 129, "bad!"])
+@pytest.mark.backend_independent
 async def test_get_by_invalid_reference_is_400(client: RegistryClient, reference: str) -> None:
     await client.push("repo", make_image("x"), "latest")
     assert_error(await client.get_manifest("repo", reference), 400, "MANIFEST_INVALID")

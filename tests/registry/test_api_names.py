@@ -95,6 +95,7 @@ async def test_valid_names_work_end_to_end(client: RegistryClient, name: str) ->
 
 
 @pytest.mark.parametrize("name", INVALID_NAMES)
+@pytest.mark.backend_independent
 async def test_invalid_name_is_name_invalid_on_every_endpoint(client: RegistryClient, name: str) -> None:
     await client.push_blob("source", b"content")
     for method, path, query in endpoints(name):
@@ -104,6 +105,7 @@ async def test_invalid_name_is_name_invalid_on_every_endpoint(client: RegistryCl
     assert catalog == []
 
 
+@pytest.mark.backend_independent
 async def test_name_invalid_detail_names_the_name(client: RegistryClient) -> None:
     response = await client.http.get("/v2/Bad/Name/tags/list")
     assert assert_error(response, 400, "NAME_INVALID") == {"name": "Bad/Name"}
@@ -123,6 +125,7 @@ async def test_name_invalid_detail_names_the_name(client: RegistryClient) -> Non
         f"/v2/../referrers/{DIGEST}",
     ],
 )
+@pytest.mark.backend_independent
 async def test_raw_dot_segments_are_name_invalid_and_touch_nothing(
     client: RegistryClient, tmp_path: Path, path: str
 ) -> None:
@@ -137,6 +140,7 @@ async def test_raw_dot_segments_are_name_invalid_and_touch_nothing(
 
 
 @pytest.mark.parametrize("upload_id", ["..", "../../etc/passwd", "%2e%2e", "."])
+@pytest.mark.backend_independent
 async def test_raw_dot_upload_ids_are_unknown(client: RegistryClient, upload_id: str) -> None:
     status, body = await raw_request(client.app, "GET", f"/v2/repo/blobs/uploads/{upload_id}")
     assert status == 404, body
@@ -144,6 +148,7 @@ async def test_raw_dot_upload_ids_are_unknown(client: RegistryClient, upload_id:
 
 
 @pytest.mark.parametrize("digest", ["sha256:..", "sha256:../../../etc/passwd", "..", "sha256:%2e%2e"])
+@pytest.mark.backend_independent
 async def test_dot_digests_never_reach_storage(client: RegistryClient, digest: str) -> None:
     await client.push_blob("repo", b"x")
     status, body = await raw_request(client.app, "GET", f"/v2/repo/blobs/{digest}")

@@ -147,6 +147,7 @@ async def test_referrer_is_listed_once_however_often_it_is_pushed(client: Regist
 
 
 @pytest.mark.parametrize("digest", ["latest", "sha256:short", "md5:" + "0" * 32, "sha256:" + "G" * 64])
+@pytest.mark.backend_independent
 async def test_malformed_digest_is_400_digest_invalid(client: RegistryClient, digest: str) -> None:
     await client.push("repo", make_image("x"), "latest")
     response = await client.http.get(f"/v2/repo/referrers/{digest}")
