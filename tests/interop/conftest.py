@@ -15,7 +15,7 @@ import pytest
 from .clients import Dockerd, Podman, Skopeo
 from .images import OciImage, debian_image, read_layout, shared_layouts
 from .registry_api import RegistryClient
-from .servers import DistributionServer, RegistryServer, server_under_test, tail
+from .servers import DistributionServer, RegistryServer, ServerError, server_under_test, tail
 
 LOGGED_KEY = pytest.StashKey[list[tuple[str, Path]]]()
 LOG_TAIL_LINES = 80
@@ -58,8 +58,14 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         return server
 
     yield factory
+    failures = []
     for server in reversed(started):
-        server.close()
+        try:
+            server.close()
+        except ServerError as e:  # stop the others all the same
+            failures.append(e)
+    if failures:
+        raise failures[0]
     # a 5xx is a registry bug whatever the test checked (a test that provokes one can read the log itself)
     errors = [line for server in started for line in server.server_errors()]
     assert errors == [], "requests answered with 5xx:\n" + "\n".join(errors)
@@ -123,10 +129,11 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
 
 
 @pytest.fixture
-def docker(request: pytest.FixtureRequest, dockerd: Dockerd) -> Dockerd:
-    """The session's dockerd, its log tail attached to this test's failure report."""
+def docker(request: pytest.FixtureRequest, dockerd: Dockerd) -> Iterator[Dockerd]:
+    """The session's dockerd, its log tail attached to this test's failure report; images removed after."""
     _remember_log(request.node, dockerd.name, dockerd.log_path)
-    return dockerd
+    yield dockerd
+    dockerd.docker("image", "prune", "--all", "--force")
 
 
 @pytest.fixture(scope="session")

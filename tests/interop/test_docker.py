@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.interop
 PUSHED_DIGEST = re.compile(r"^\S+: digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.MULTILINE)
 PULLED_DIGEST = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$", re.MULTILINE)
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-@pytest.fixture
-def clean_docker(docker: Dockerd) -> Iterator[Dockerd]:
-    """The session's dockerd, with every image removed after the test."""
-    yield docker
-    docker.docker("image", "prune", "--all", "--force", check=False)
 
 
 def repo_digests(docker: Dockerd, ref: str) -> list[str]:
@@ -49,11 +41,10 @@ def test_docker_push_pull_run(
     registry: RegistryServer,
     api: RegistryClient,
     skopeo: Skopeo,
-    clean_docker: Dockerd,
+    docker: Dockerd,
     alpine_app: OciImage,
     tmp_path: Path,
 ) -> None:
-    docker = clean_docker
     archive = tmp_path / "alpine-app.tar"
     skopeo.run("copy", alpine_app.transport, f"docker-archive:{archive}:trustyard-test/alpine-app:1")
     docker.docker("load", "--input", str(archive))
@@ -87,9 +78,8 @@ def test_docker_push_pull_run(
 
 
 def test_docker_pulls_oci_image_pushed_by_skopeo(
-    registry: RegistryServer, skopeo: Skopeo, clean_docker: Dockerd, alpine_app: OciImage
+    registry: RegistryServer, skopeo: Skopeo, docker: Dockerd, alpine_app: OciImage
 ) -> None:
-    docker = clean_docker
     ref = f"{registry.host}/docker/oci:1"
     skopeo.copy(alpine_app.transport, f"docker://{ref}")
 
@@ -107,10 +97,9 @@ def test_docker_pulls_oci_image_pushed_by_skopeo(
 
 
 def test_docker_pulls_platform_from_index(
-    registry: RegistryServer, skopeo: Skopeo, clean_docker: Dockerd, tmp_path: Path
+    registry: RegistryServer, skopeo: Skopeo, docker: Dockerd, tmp_path: Path
 ) -> None:
     """dockerd resolves an OCI image index to its linux/amd64 manifest and records the index digest."""
-    docker = clean_docker
     builder = LayoutBuilder(tmp_path / "layout")
     images = [
         (
