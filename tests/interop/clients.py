@@ -217,7 +217,7 @@ def remove_tree(root: Path) -> None:
 
 
 class Podman:
-    """Rootful podman with its own configuration and vfs storage under `workdir`."""
+    """Rootful podman (and buildah, sharing its storage) with its own configuration and vfs storage."""
 
     def __init__(self, workdir: Path, *, insecure_hosts: Iterable[str]) -> None:
         self.workdir = workdir
@@ -252,7 +252,14 @@ class Podman:
 
     def run(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run `podman ARGS` (private blob-info cache); raises `ClientError` on a non-zero exit when `check`."""
-        argv = with_private_cache(self.cache_dir, ["podman", *args])
+        return self._tool("podman", args, check=check, timeout=timeout)
+
+    def buildah(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run `buildah ARGS` on the same storage and configuration as podman."""
+        return self._tool("buildah", args, check=check, timeout=timeout)
+
+    def _tool(self, name: str, args: Sequence[str], *, check: bool, timeout: float) -> subprocess.CompletedProcess[str]:
+        argv = with_private_cache(self.cache_dir, [name, *args])
         proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         return _check(proc, argv) if check else proc
 

@@ -1,4 +1,4 @@
-"""podman pulls from the registry, runs the image, and pushes it back (rootful, vfs, runc).
+"""podman pulls from the registry, runs the image, and pushes it back (rootful, vfs, runc); buildah builds on it.
 
 The images are real root filesystems from ../shared/images: Alpine 3.20.3 with an application layer and a
 whiteout layer (which deletes /etc/motd), and Debian 12 minbase. Running a command in them proves the layers
@@ -70,3 +70,34 @@ def test_podman_runs_debian(registry: RegistryServer, skopeo: Skopeo, podman: Po
     ).stdout.split("\n")
     assert out[0].startswith("12.")
     assert out[1] == "hello from layer 2"
+
+
+def test_buildah_builds_on_a_registry_image(
+    registry: RegistryServer, api: RegistryClient, skopeo: Skopeo, podman: Podman, alpine_app: OciImage, tmp_path: Path
+) -> None:
+    """buildah bud FROM an image in the registry (RUN in a chroot, COPY), pushes the result; podman pulls
+    it back and runs it: base layers unchanged, the build's layer on top."""
+    base = f"{registry.host}/buildah/base:1"
+    skopeo.copy(alpine_app.transport, f"docker://{base}")
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "hello.txt").write_text("hello from buildah\n")
+    (context / "Containerfile").write_text(
+        f"FROM {base}\nRUN cat /etc/alpine-release > /built.txt\nCOPY hello.txt /hello.txt\n"
+    )
+    built = f"{registry.host}/buildah/built:1"
+    podman.buildah("bud", "--isolation", "chroot", "--tls-verify=false", "--tag", built, str(context))
+    digestfile = tmp_path / "buildah-digest"
+    podman.buildah("push", "--tls-verify=false", f"--digestfile={digestfile}", built)
+    digest = digestfile.read_text().strip()
+    assert api.manifest_digest("buildah/built", "1") == digest
+    assert api.check_integrity().problems == []
+
+    # buildah bud commits the whole build as one layer; the base layers are reused as they were pushed
+    _config, *layers = api.get_manifest("buildah/built", digest).blobs()
+    assert layers[:-1] == [layer.digest for layer in alpine_app.layers]
+    assert len(layers) == len(alpine_app.layers) + 1
+    podman.run("rmi", "--force", built, base)
+    podman.run("pull", "--tls-verify=false", built)
+    out = podman.run("run", "--rm", "--network", "none", built, "cat", "/built.txt", "/hello.txt").stdout
+    assert out.splitlines() == ["3.20.3", "hello from buildah"]
