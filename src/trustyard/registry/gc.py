@@ -3,9 +3,10 @@
 Unlike the reference registry, which must be read-only while it collects, this collector runs beside a
 live server (or inside it, on a schedule). Safety rests on three rules:
 - a blob is deleted only if no manifest references it and its ``last_used`` is older than the grace
-  period; that condition is re-checked inside the deleting transaction with the row locked, and every
-  write that starts relying on a blob (upload, mount, manifest push, HEAD) refreshes ``last_used``
-  under the same lock, so the two serialise;
+  period; that condition is re-checked inside the deleting transaction after the row is locked (in a
+  statement of its own: on PostgreSQL a statement that waited for a lock re-reads only the locked row),
+  and every write that starts relying on a blob (upload, mount, manifest push, HEAD) refreshes
+  ``last_used`` under the same lock, so the two serialise;
 - the blob file is unlinked inside that transaction, so a concurrent re-upload (which renames its file
   while holding the row) is ordered before or after it, never between;
 - orphan files and upload leftovers are removed only when older than the grace period (a commit
@@ -22,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 import anyio.to_thread
-from sqlalchemy import and_, delete, exists, select
+from sqlalchemy import ColumnElement, and_, delete, exists, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from trustyard.db.models import (
@@ -169,8 +170,22 @@ class GarbageCollector:
                     report.manifests.append((name, digest))
 
     def _delete_manifest(self, rid: int, digest: str) -> bool:
-        """Delete an untagged manifest unless, by now, a tag or another manifest points to it."""
+        """Delete an untagged manifest unless, by now, a tag or another manifest points to it.
+
+        The manifest row is locked before the check (see ``_blobs`` for why the check must come after): a
+        push that tags the manifest or names it from an index share-locks the row first, so either it
+        commits before this check sees the tag or reference, or it waits and finds the manifest gone.
+        """
         with self.db.write() as conn:
+            if (
+                conn.execute(
+                    select(manifests.c.digest)
+                    .where(manifests.c.repository_id == rid, manifests.c.digest == digest)
+                    .with_for_update()
+                ).first()
+                is None
+            ):
+                return False
             if conn.execute(
                 select(tags.c.name).where(tags.c.repository_id == rid, tags.c.manifest_digest == digest).limit(1)
             ).first():
@@ -195,7 +210,7 @@ class GarbageCollector:
     # -- blobs ---------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _unreferenced(cutoff: float) -> object:
+    def _unreferenced(cutoff: float) -> ColumnElement[bool]:
         return and_(
             blobs.c.last_used < cutoff,
             ~exists().where(manifest_references.c.child_digest == blobs.c.digest),
@@ -205,7 +220,7 @@ class GarbageCollector:
     def _blobs(self, cutoff: float, report: GcReport) -> None:
         condition = self._unreferenced(cutoff)
         with self.db.read() as conn:
-            candidates = list(conn.execute(select(blobs.c.digest, blobs.c.size).where(condition)))  # type: ignore[arg-type]
+            candidates = list(conn.execute(select(blobs.c.digest, blobs.c.size).where(condition)))
         if report.dry_run:
             report.blobs.extend(d for d, _ in candidates)
             report.bytes_freed += sum(int(s) for _, s in candidates)
@@ -213,12 +228,16 @@ class GarbageCollector:
         for i in range(0, len(candidates), BATCH):
             batch = [d for d, _ in candidates[i : i + BATCH]]
             with self.db.write() as conn:
+                # Lock first (in digest order, as pushes do: no deadlocks), decide after, in a new statement.
+                # On PostgreSQL (READ COMMITTED) a statement that waited for a row lock re-checks only that
+                # row, against the snapshot it started with: it would not see the references a push that
+                # held the lock has just committed. Once the locks are held, every push that touched these
+                # rows has committed (the next statement sees it) and every later one waits for this one.
+                conn.execute(
+                    select(blobs.c.digest).where(blobs.c.digest.in_(batch)).order_by(blobs.c.digest).with_for_update()
+                ).all()
                 locked = list(
-                    conn.execute(
-                        select(blobs.c.digest, blobs.c.size)
-                        .where(blobs.c.digest.in_(batch), condition)  # type: ignore[arg-type]
-                        .with_for_update()
-                    )
+                    conn.execute(select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(batch), condition))
                 )
                 if not locked:
                     continue

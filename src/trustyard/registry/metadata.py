@@ -303,23 +303,30 @@ class MetadataStore:
                 }
                 missing += sorted(m.blob_digests - linked)
             if m.child_digests:
+                # share-locked: untagged-manifest collection locks a manifest row before it checks
                 present = {
                     r[0]
                     for r in conn.execute(
-                        select(manifests.c.digest).where(
-                            manifests.c.repository_id == rid, manifests.c.digest.in_(m.child_digests)
-                        )
+                        select(manifests.c.digest)
+                        .where(manifests.c.repository_id == rid, manifests.c.digest.in_(m.child_digests))
+                        .order_by(manifests.c.digest)
+                        .with_for_update(read=True, key_share=True)
                     )
                 }
                 missing += sorted(m.child_digests - present)
             referenced = m.blob_digests | m.child_digests
-            if referenced and not missing:
-                touched = conn.execute(
-                    update(blobs).where(blobs.c.digest.in_(referenced)).values(last_used=now)
-                ).rowcount
-                if touched != len(referenced):
-                    rows = conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(referenced)))
-                    missing += sorted(referenced - {r[0] for r in rows})
+            if not missing:
+                # lock the blob rows this push relies on, its own too, in digest order (as the collector does,
+                # so neither deadlocks on the other), then touch them
+                locked = conn.execute(
+                    select(blobs.c.digest)
+                    .where(blobs.c.digest.in_(referenced | {m.digest}))
+                    .order_by(blobs.c.digest)
+                    .with_for_update(key_share=True)
+                ).scalars()
+                missing += sorted(referenced - set(locked))
+                if referenced and not missing:
+                    conn.execute(update(blobs).where(blobs.c.digest.in_(referenced)).values(last_used=now))
             if missing:
                 raise MissingReferencesError(missing)
             conn.execute(
@@ -328,6 +335,13 @@ class MetadataStore:
                 .on_conflict_do_update(index_elements=["digest"], set_={"last_used": now})
             )
             write_content()
+            # an existing manifest row is share-locked, like a child's above: the collector cannot take it
+            # between here and the tags (or, if it already has, this waits and inserts the row again)
+            conn.execute(
+                select(manifests.c.digest)
+                .where(manifests.c.repository_id == rid, manifests.c.digest == m.digest)
+                .with_for_update(read=True, key_share=True)
+            ).all()
             inserted = (
                 conn.execute(
                     self._insert(manifests)
