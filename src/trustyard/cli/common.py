@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from trustyard.errors import TrustyardError
 
@@ -52,7 +53,8 @@ def handle_errors(f: Callable[P, R]) -> Callable[P, R]:
         try:
             return f(*args, **kwargs)
         except TrustyardError as e:
-            err_console.print(f"[bold red]error:[/] {e.diagnostics()}", highlight=False)
+            # the message is text, not markup ("[::1]" in a URL); soft_wrap: one line stays one line
+            err_console.print(f"[bold red]error:[/] {escape(e.diagnostics())}", highlight=False, soft_wrap=True)
             sys.exit(EXIT_ERROR)
 
     return wrapper
