@@ -225,6 +225,16 @@ async def test_same_manifest_under_two_tags(client: RegistryClient) -> None:
     await assert_served(client, "repo", "b", image)
 
 
+async def test_manifests_survive_a_restart_of_the_registry(client_factory: ClientFactory) -> None:
+    first = await client_factory()
+    index = make_index([make_image("durable-a"), make_image("durable-b", docker=True)])
+    await first.push("repo", index, "latest")
+    second = await client_factory()  # same data dir and database, nothing cached
+    await assert_served(second, "repo", "latest", index)
+    for child in index.children:
+        await assert_served(second, "repo", child.digest, child)
+
+
 async def test_same_manifest_in_two_repositories(client: RegistryClient) -> None:
     image = make_image("shared")
     await client.push("one", image, "latest")

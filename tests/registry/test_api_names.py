@@ -31,6 +31,13 @@ VALID_NAMES = [
     "a/b/c/d/e",
     "my.registry_name-1/sub__part.x",
     "a" * 255,
+    # components spelled like the API's own path segments: the router must still find the name
+    "tags/list",
+    "x/blobs",
+    "a/blobs/uploads",
+    "x/manifests/y",
+    "referrers/sha256",
+    "v2/v2",
 ]
 
 INVALID_NAMES = [
@@ -92,6 +99,13 @@ async def test_valid_names_work_end_to_end(client: RegistryClient, name: str) ->
     assert (await client.get_manifest(name, "latest")).content == image.body
     assert (await client.http.get(f"/v2/{name}/tags/list")).json() == {"name": name, "tags": ["latest"]}
     assert name in (await client.http.get("/v2/_catalog")).json()["repositories"]
+    config = image.blobs[0]
+    assert (await client.http.get(f"/v2/{name}/blobs/{config.digest}")).content == config.data
+    location = await client.upload_location(name)
+    assert location.startswith(f"/v2/{name}/blobs/uploads/")
+    assert (await client.http.get(location)).status_code == 204
+    assert (await client.http.get(f"/v2/{name}/referrers/{image.digest}")).status_code == 200
+    assert (await client.http.delete(f"/v2/{name}/manifests/latest")).status_code == 202
 
 
 @pytest.mark.parametrize("name", INVALID_NAMES)

@@ -508,6 +508,13 @@ async def test_mount_that_cannot_be_done_falls_back_to_a_session(client: Registr
     await assert_blob(client, "target", DATA)
 
 
+async def test_mount_of_a_blob_nobody_has_opens_a_session(client: RegistryClient) -> None:
+    await client.push_blob("source", b"something else")
+    response = await client.start_upload("target", mount=DIGEST, **{"from": "source"})
+    assert response.status_code == 202
+    upload_id_of(response.headers["location"])
+
+
 async def test_mount_without_from_opens_a_session(client: RegistryClient) -> None:
     await client.push_blob("source", DATA)
     response = await client.start_upload("target", mount=DIGEST)

@@ -165,6 +165,9 @@ def test_abandoned_range_iterator_closes_its_file(store: FilesystemBlobStore) ->
     assert len(os.listdir("/proc/self/fd")) <= before + 1
 
 
+_PROPERTY_STORES: dict[str, FilesystemBlobStore] = {}
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     data=st.binary(max_size=3000),
@@ -174,7 +177,9 @@ def test_abandoned_range_iterator_closes_its_file(store: FilesystemBlobStore) ->
 def test_iter_range_property(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, bounds: tuple[int, int], chunk: int
 ) -> None:
-    store = FilesystemBlobStore(tmp_path_factory.mktemp("prop"), fsync=False)
+    store = _PROPERTY_STORES.get("store")
+    if store is None:  # one store for every example (content-addressed: examples cannot disturb each other)
+        store = _PROPERTY_STORES["store"] = FilesystemBlobStore(tmp_path_factory.mktemp("prop"), fsync=False)
     digest = Digest.of(data)
     store.put(digest, data)
     start, end = sorted(bounds)
