@@ -194,7 +194,10 @@ class Database:
             except sqlite3.Error as e:
                 raise DBAPIError.instance("connect", (), e, sqlite3.Error) from e
             return conn, False
-        fairy = self.engine.raw_connection()  # raises SQLAlchemy's OperationalError when unreachable
+        try:
+            fairy = self.engine.raw_connection()
+        except self._dbapi_error as e:  # the pool hands over the driver's error as it is
+            raise DBAPIError.instance("connect", (), e, self._dbapi_error, connection_invalidated=True) from e
         dbapi = fairy.driver_connection  # taken before detach(), which forgets it
         fairy.detach()  # ours for good: the pool forgets it and never resets its autocommit mode
         dbapi.rollback()  # type: ignore[union-attr]
