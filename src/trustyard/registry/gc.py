@@ -10,7 +10,8 @@ live server (or inside it, on a schedule). Safety rests on three rules:
 - the blob file is unlinked inside that transaction, so a concurrent re-upload (which renames its file
   while holding the row) is ordered before or after it, never between;
 - orphan files and upload leftovers are removed only when older than the grace period (a commit
-  refreshes the file's mtime first).
+  refreshes the file's mtime first), and an orphan blob file only while its digest is claimed in the
+  blobs table, so an upload committing that very blob is ordered before or after the unlink.
 With ``delete_untagged``, manifests not reachable from a tag (directly, through an index, or as a
 referrer of a reachable manifest) and older than the grace period are deleted first.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 from sqlalchemy import ColumnElement, and_, delete, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from trustyard.db.models import (
@@ -277,5 +279,16 @@ class GarbageCollector:
             if report.dry_run:
                 continue
             with self.db.write() as conn:
-                if conn.execute(select(blobs.c.digest).where(blobs.c.digest == str(digest))).first() is None:
+                # Claim the digest with a placeholder row, deleted again before commit. An INSERT waits for a
+                # commit in flight that is recording this very blob (its file already renamed into place),
+                # where a SELECT would not see that row on PostgreSQL and the file would go; and while the
+                # claim is held, any upload of the digest waits, then renames its file after the unlink.
+                insert = sqlite.insert(blobs) if self.db.is_sqlite else postgresql.insert(blobs)
+                claimed = conn.execute(
+                    insert.values(digest=str(digest), size=0, created_at=0.0, last_used=0.0)
+                    .on_conflict_do_nothing(index_elements=["digest"])
+                    .returning(blobs.c.digest)
+                ).first()
+                if claimed is not None:
                     self.store.delete(digest)
+                    conn.execute(delete(blobs).where(blobs.c.digest == str(digest)))
