@@ -502,9 +502,10 @@ def consistency_problems(service: RegistryService) -> list[str]:
 
 @dataclass
 class Interleaving:
-    """Run ``action`` from another thread when this thread is about to execute a statement starting with
-    ``prefix``; the statement goes on when ``action`` returned or after ``patience`` seconds (``action`` waits
-    for a lock this thread's transaction holds). ``finish()`` joins ``action`` and re-raises its error."""
+    """Run ``action`` from another thread when a statement starting with ``prefix`` is about to execute
+    (``"COMMIT"``: a transaction is about to commit); the statement goes on when ``action`` returned or after
+    ``patience`` seconds (``action`` waits for a lock the statement's transaction holds). ``finish()`` joins
+    ``action`` and re-raises its error. Only the first such statement, of any thread, triggers."""
 
     db: Database
     prefix: str
@@ -515,15 +516,22 @@ class Interleaving:
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> Interleaving:
-        self._owner = threading.get_ident()
-        event.listen(self.db.engine, "before_cursor_execute", self._hook)
+        event.listen(self.db.engine, "before_cursor_execute", self._before_execute)
+        event.listen(self.db.engine, "commit", self._before_commit)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self.db.engine, "before_cursor_execute", self._hook)
+        event.remove(self.db.engine, "before_cursor_execute", self._before_execute)
+        event.remove(self.db.engine, "commit", self._before_commit)
 
-    def _hook(self, conn: Connection, cursor: object, statement: str, *args: object) -> None:
-        if self.fired or threading.get_ident() != self._owner or not statement.lstrip().upper().startswith(self.prefix):
+    def _before_execute(self, conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        self._maybe_fire(statement)
+
+    def _before_commit(self, conn: Connection) -> None:
+        self._maybe_fire("COMMIT")
+
+    def _maybe_fire(self, statement: str) -> None:
+        if self.fired or not statement.lstrip().upper().startswith(self.prefix):
             return
         self.fired = True
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -537,6 +545,7 @@ class Interleaving:
             self.errors.append(e)
 
     def finish(self) -> None:
+        """Wait for ``action``; raise what it raised."""
         assert self.fired, f"no statement starting with {self.prefix!r} ran"
         assert self._thread is not None
         self._thread.join(60)
@@ -597,6 +606,22 @@ def test_collection_during_a_mount(registry_service: RegistryService) -> None:
         service.mount_blob("team/app", digest, "team/base")
     step.finish()
     assert consistency_problems(service) == []
+
+
+def test_collection_during_an_upload_commit(registry_service: RegistryService) -> None:
+    """Regression (PostgreSQL): a blob file whose row was being committed looked like an orphan (the row was
+    not visible yet, and a plain SELECT does not wait for it), so the collector deleted the file under it."""
+    service = registry_service
+    upload_id = service.start_upload("team/app")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield BASE
+
+    with Interleaving(service.db, "COMMIT", collect(service)) as step:
+        asyncio.run(service.finish("team/app", upload_id, sha256(BASE), body()))
+    step.finish()
+    assert consistency_problems(service) == []
+    assert service.stat_blob("team/app", sha256(BASE))[0] == len(BASE)
 
 
 def test_untagged_collection_during_a_push_that_tags_the_manifest(registry_service: RegistryService) -> None:
