@@ -809,3 +809,12 @@ async def test_get_by_malformed_digest_is_400(client: RegistryClient, reference:
 async def test_get_by_invalid_reference_is_400(client: RegistryClient, reference: str) -> None:
     await client.push("repo", make_image("x"), "latest")
     assert_error(await client.get_manifest("repo", reference), 400, "MANIFEST_INVALID")
+
+
+async def test_accept_type_wildcard_is_honoured(client: RegistryClient) -> None:
+    image = make_image("wildcard")
+    await client.push("repo", image, "v1")
+    response = await client.get_manifest("repo", "v1", accept="application/*")
+    assert response.status_code == 200
+    assert response.content == image.body
+    assert_error(await client.get_manifest("repo", "v1", accept="text/*"), 404, "MANIFEST_UNKNOWN")

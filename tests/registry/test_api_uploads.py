@@ -533,3 +533,19 @@ async def test_mounted_blob_stays_when_the_source_deletes_it(client: RegistryCli
     assert (await client.start_upload("target", mount=DIGEST, **{"from": "source"})).status_code == 201
     assert (await client.http.delete(f"/v2/source/blobs/{DIGEST}")).status_code == 202
     await assert_blob(client, "target", DATA)
+
+
+async def test_chunk_shorter_than_its_content_range_is_refused(client: RegistryClient) -> None:
+    """Content-Range without Content-Length (a chunked body): the range's length is what must arrive."""
+    location = await client.upload_location("repo")
+    response = await client.http.patch(
+        location, content=pieces(DATA[:1000], 100), headers={"Content-Range": f"0-{len(DATA) - 1}"}
+    )
+    assert "content-length" not in response.request.headers
+    assert_error(response, 400, "SIZE_INVALID")
+    status = await client.http.get(location)  # what did arrive is kept: the client resumes from there
+    assert status.status_code == 204
+    assert status.headers["range"] == "0-999"
+    response = await client.http.put(location, params={"digest": DIGEST}, content=DATA[1000:])
+    assert response.status_code == 201, response.text
+    await assert_blob(client, "repo", DATA)

@@ -30,7 +30,6 @@ STATUS: Final[dict[str, int]] = {
     "TOOMANYREQUESTS": 429,
     "PAGINATION_NUMBER_INVALID": 400,
     "UNAVAILABLE": 503,
-    "NOT_FOUND": 404,
 }
 
 BASE_HEADERS: Final = {

@@ -100,7 +100,7 @@ def _accepts(request: Request, media_type: str) -> bool:
         return True
     types = {part.split(";", 1)[0].strip() for header in accept for part in header.split(",")}
     types.discard("")
-    if not types or "*/*" in types or media_type in types:
+    if not types or "*/*" in types or media_type in types or f"{media_type.split('/', 1)[0]}/*" in types:
         return True
     # Clients that never sent an Accept for JSON manifests (old curl defaults) still get the document.
     return "application/json" in types and media_type not in INDEX_TYPES
@@ -203,18 +203,22 @@ async def _start_upload(request: Request, service: RegistryService, name: str) -
     return Response(status_code=202, headers=_upload_headers(name, upload_id, 0))
 
 
-def _chunk_start(request: Request, length: int | None) -> int | None:
-    """Where a chunk says it starts (``Content-Range: <start>-<end>``, PATCH or closing PUT), if it says."""
+def _chunk(request: Request) -> tuple[int | None, int | None]:
+    """Where a chunk starts and how long it is (PATCH or closing PUT), from Content-Range and Content-Length.
+
+    When only Content-Range is given, its length is what must arrive: a shorter body is refused.
+    """
+    length = _content_length(request)
     content_range = request.headers.get("content-range")
     if not content_range:
-        return None
+        return None, length
     cr = _CONTENT_RANGE.match(content_range.strip())
     if cr is None:
         raise BlobUploadInvalidError(f"malformed Content-Range {content_range[:60]!r}")
     start, end = int(cr[1]), int(cr[2])
     if end < start or (length is not None and length != end - start + 1):
         raise BlobUploadInvalidError(f"Content-Range {content_range[:60]} disagrees with Content-Length")
-    return start
+    return start, end - start + 1
 
 
 def _cancel_quietly(service: RegistryService, name: str, upload_id: str) -> None:
@@ -237,16 +241,15 @@ async def _upload(request: Request, service: RegistryService, m: re.Match[str]) 
     if method == "DELETE":
         await run_in_threadpool(service.cancel_upload, name, upload_id)
         return Response(status_code=204, headers=_headers(Content_Length="0"))
-    length = _content_length(request)
     if method == "PATCH":
-        start = _chunk_start(request, length)
+        start, length = _chunk(request)
         offset = await service.append(name, upload_id, _body(request), start=start, length=length)
         return Response(status_code=202, headers=_upload_headers(name, upload_id, offset))
     if method == "PUT":
         digest = request.query_params.get("digest")
         if not digest:
             raise BlobUploadInvalidError("closing an upload needs ?digest=")
-        start = _chunk_start(request, length)
+        start, length = _chunk(request)
         d = await service.finish(name, upload_id, digest, _body(request), start=start, length=length)
         return Response(
             status_code=201,
@@ -353,7 +356,7 @@ async def dispatch(request: Request) -> Response:
     m = _PATH.match(request.url.path)
     head = request.method == "HEAD"
     if m is None:
-        return error_response("NOT_FOUND", f"no such endpoint {quote(request.url.path[:200])}", 404, head=head)
+        return error_response("UNSUPPORTED", f"no such endpoint {quote(request.url.path[:200])}", 404, head=head)
     try:
         if m["upload"] is not None:
             return await _upload(request, service, m)
