@@ -373,7 +373,7 @@ class MetadataStore:
                         for d in sorted(referenced)
                     ],
                 )
-            for tag in tag_names:
+            for tag in sorted(set(tag_names)):  # one lock order for every push: no deadlock on PostgreSQL
                 conn.execute(
                     self._insert(tags)
                     .values(repository_id=rid, name=tag, manifest_digest=m.digest, updated_at=now)
