@@ -94,13 +94,15 @@ def test_migrating_again_is_a_no_op_that_keeps_the_data(database_url: str) -> No
 OPEN_WHEN_TOLD = """
 import os, sys, time
 from trustyard.db.engine import Database, DatabaseError
+open(sys.argv[2] + "." + str(os.getpid()), "w").close()
 while not os.path.exists(sys.argv[2]):
-    time.sleep(0.002)
+    time.sleep(0.001)
 try:
     Database(sys.argv[1]).dispose()
 except DatabaseError as e:
     sys.exit(e.message)
 """
+OPENERS = 4
 
 
 def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url: str, tmp_path: Path) -> None:
@@ -109,12 +111,14 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(database_url: 
     go = tmp_path / "go"
     procs = [
         subprocess.Popen([sys.executable, "-c", OPEN_WHEN_TOLD, database_url, str(go)], stderr=subprocess.PIPE)
-        for _ in range(4)
+        for _ in range(OPENERS)
     ]
-    time.sleep(1.5)  # let every interpreter import and wait at the line
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.*"))) < OPENERS and time.monotonic() < deadline:
+        time.sleep(0.01)  # every interpreter has imported trustyard and waits at the line
     go.touch()
     results = [(p.returncode, err.decode()) for p in procs for _, err in [p.communicate(timeout=60)]]
-    assert results == [(0, "")] * 4
+    assert results == [(0, "")] * OPENERS
     db = Database(database_url, migrate=False)
     try:
         with db.read() as conn:
