@@ -9,12 +9,23 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import update
 
+from trustyard.db.models import blobs, manifests
 from trustyard.oci.digest import Digest
 from trustyard.registry.gc import GarbageCollector
 from trustyard.registry.service import RegistryService
 
-from .conftest import EXAMPLE_ARTIFACT, RegistryClient, assert_error, make_artifact, make_blob, make_image, make_index
+from .conftest import (
+    EXAMPLE_ARTIFACT,
+    RegistryClient,
+    assert_error,
+    make_artifact,
+    make_blob,
+    make_image,
+    make_index,
+    sha256,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -123,3 +134,35 @@ async def test_orphan_file_older_than_grace_removed(client: RegistryClient) -> N
     report = _collector(client).run()
     assert report.orphan_files == 1
     assert service.store.stat(Digest.parse(orphan.digest)) is None
+
+
+async def test_manifest_pushed_again_is_fresh_for_untagged_collection(client: RegistryClient) -> None:
+    """Regression: untagged GC aged manifests by their first push, so a re-push (an index's child being
+    pushed again right before its index) could be collected inside the grace period."""
+    image = make_image("repushed")
+    await client.push("repo", image)
+    service: RegistryService = client.app.state.registry
+    with service.db.write() as conn:  # make the first push look two hours old
+        conn.execute(update(blobs).values(last_used=time.time() - 7200))
+        conn.execute(update(manifests).values(created_at=time.time() - 7200))
+    await client.push("repo", image)  # pushed again now
+    report = _collector(client, grace=3600, untagged=True).run()
+    assert report.manifests == []
+    assert (await client.get_manifest("repo", image.digest)).status_code == 200
+
+
+async def test_new_upload_session_survives_gc_with_no_grace(client: RegistryClient) -> None:
+    """A session whose row exists is never a leftover, even with no grace period (its row is written
+    before its file, so a collection listing files never sees a file of an unknown session)."""
+    location = await client.upload_location("repo")
+    report = _collector(client, grace=0).run()
+    assert report.uploads == 0
+    response = await client.http.put(location, params={"digest": sha256(b"late")}, content=b"late")
+    assert response.status_code == 201, response.text
+
+
+async def test_upload_whose_file_vanished_is_unknown_not_unavailable(client: RegistryClient) -> None:
+    location = await client.upload_location("repo")
+    upload_id = location.rsplit("/", 1)[1]
+    (client.settings.data_dir / "uploads" / upload_id).unlink()
+    assert_error(await client.http.patch(location, content=b"data"), 404, "BLOB_UPLOAD_UNKNOWN")

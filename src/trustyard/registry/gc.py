@@ -135,11 +135,13 @@ class GarbageCollector:
             repos = list(conn.execute(select(repositories.c.id, repositories.c.name)))
         for rid, name in repos:
             with self.db.read() as conn:
+                # a manifest's age is its blob row's last_used, which every push of it refreshes (created_at
+                # is not: a manifest pushed again by digest just now, e.g. an index's child, is fresh)
                 rows = list(
                     conn.execute(
-                        select(manifests.c.digest, manifests.c.subject, manifests.c.created_at).where(
-                            manifests.c.repository_id == rid
-                        )
+                        select(manifests.c.digest, manifests.c.subject, blobs.c.last_used)
+                        .join(blobs, blobs.c.digest == manifests.c.digest)
+                        .where(manifests.c.repository_id == rid)
                     )
                 )
                 tagged = {r[0] for r in conn.execute(select(tags.c.manifest_digest).where(tags.c.repository_id == rid))}
@@ -166,13 +168,13 @@ class GarbageCollector:
                 live.add(d)
                 todo.extend(children.get(d, ()))
                 todo.extend(referrers.get(d, ()))
-            doomed = [digest for digest, _, created in rows if digest not in live and created < cutoff]
+            doomed = [digest for digest, _, last_used in rows if digest not in live and last_used < cutoff]
             for digest in doomed:
-                if report.dry_run or self._delete_manifest(rid, digest):
+                if report.dry_run or self._delete_manifest(rid, digest, cutoff):
                     report.manifests.append((name, digest))
 
-    def _delete_manifest(self, rid: int, digest: str) -> bool:
-        """Delete an untagged manifest unless, by now, a tag or another manifest points to it.
+    def _delete_manifest(self, rid: int, digest: str, cutoff: float) -> bool:
+        """Delete an untagged manifest unless, by now, it was pushed again or a tag or manifest points to it.
 
         The manifest row is locked before the check (see ``_blobs`` for why the check must come after): a
         push that tags the manifest or names it from an index share-locks the row first, so either it
@@ -187,6 +189,9 @@ class GarbageCollector:
                 ).first()
                 is None
             ):
+                return False
+            last_used = conn.execute(select(blobs.c.last_used).where(blobs.c.digest == digest)).scalar()
+            if last_used is None or last_used >= cutoff:
                 return False
             if conn.execute(
                 select(tags.c.name).where(tags.c.repository_id == rid, tags.c.manifest_digest == digest).limit(1)
@@ -255,8 +260,11 @@ class GarbageCollector:
 
     def _uploads(self, cutoff: float, report: GcReport) -> None:
         expired = self.service.meta.expired_uploads(time.time() - self.upload_expiry)
+        # A session's row is committed before its file is created, so re-reading the rows after listing
+        # the files sees every live session: what is still unknown then is a leftover.
+        listed = [uid for uid, mtime in self.store.iter_uploads() if mtime < cutoff]
         known = self.service.meta.all_upload_ids()
-        stray = [uid for uid, mtime in self.store.iter_uploads() if uid not in known and mtime < cutoff]
+        stray = [uid for uid in listed if uid not in known]
         report.uploads = len(expired) + len(stray)
         if report.dry_run:
             return

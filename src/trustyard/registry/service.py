@@ -175,10 +175,12 @@ class RegistryService:
         """Open an upload session; returns its id."""
         name = name_of(name)
         upload_id = secrets.token_hex(16)
+        self.meta.create_upload(name, upload_id)  # row first: GC treats a file without a row as a leftover
         try:
             self.store.create_upload(upload_id)
-            self.meta.create_upload(name, upload_id)
         except StorageError as e:
+            with self.db.write() as conn:
+                self.meta.delete_upload(conn, upload_id)
             raise UnavailableError(e.message) from e
         self._uploads[upload_id] = _UploadState(Hasher(), asyncio.Lock())
         return upload_id
@@ -231,14 +233,16 @@ class RegistryService:
         offset = await anyio.to_thread.run_sync(self.upload_offset, name, upload_id)
         state = self._state(upload_id)
         async with state.lock:
-            offset = self.store.upload_size(upload_id)
-            if start is not None and start != offset:
-                raise RangeInvalidError(
-                    f"chunk starts at {start} but the upload holds {offset} bytes", {"offset": offset}
-                )
             try:
+                offset = self.store.upload_size(upload_id)
+                if start is not None and start != offset:
+                    raise RangeInvalidError(
+                        f"chunk starts at {start} but the upload holds {offset} bytes", {"offset": offset}
+                    )
                 await anyio.to_thread.run_sync(self._sync_hasher, upload_id, state)
                 received = await self._stream_into(upload_id, state, body)
+            except BlobNotFoundError as e:  # cancelled or expired meanwhile
+                raise BlobUploadUnknownError(f"upload {upload_id} no longer exists") from e
             except StorageError as e:
                 raise UnavailableError(e.message) from e
             if length is not None and received != length:
