@@ -40,6 +40,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -394,6 +395,23 @@ def _children(pid: int) -> list[psutil.Process]:
     return children
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, its live descendants and its reaped children, in seconds."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += float(times.user + times.system)
+            if process is root:
+                total += float(times.children_user + times.children_system)
+    return total
+
+
 def tree_rss(pid: int) -> int:
     """Resident set size of a process plus all its descendants, in bytes (0 once it is gone)."""
     total = 0
@@ -463,6 +481,20 @@ def start_trustyard(workdir: Path, command: Sequence[str]) -> Server:
 # Clients: skopeo and wrk
 
 
+@dataclasses.dataclass(frozen=True)
+class Copied:
+    """One ``skopeo copy``: wall-clock seconds, skopeo's own CPU seconds, its output."""
+
+    seconds: float
+    client_cpu_s: float
+    output: str
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Skopeo:
     """Runs ``skopeo copy`` with a blob-info cache that no other copy has seen."""
 
@@ -482,26 +514,26 @@ class Skopeo:
             "sh", "-c", script, "sh", str(SKOPEO_CACHE_DIR), str(cache), "skopeo", *args,
         ]  # fmt: skip
 
-    def copy(self, source: str, destination: str) -> tuple[float, str]:
-        """Copy ``source`` to ``destination`` byte for byte; return (seconds, skopeo's output)."""
+    def copy(self, source: str, destination: str) -> Copied:
+        """Copy ``source`` to ``destination`` byte for byte."""
         tls = "--dest-tls-verify=false" if destination.startswith("docker://") else "--src-tls-verify=false"
         args = ["copy", "--preserve-digests", tls, source, destination]
         with tempfile.TemporaryDirectory(dir=self._scratch, prefix="blob-info-cache-") as cache:
             if not self.isolated:
                 SKOPEO_CACHE_FILE.unlink(missing_ok=True)
             argv = self._argv(args, Path(cache))
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _children_cpu_seconds()
             try:
                 result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=1800)
             except subprocess.TimeoutExpired as e:
                 raise BenchmarkError(f"skopeo {shlex.join(args)} did not finish in {e.timeout:.0f} s") from e
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu
         output = result.stdout + result.stderr
         if result.returncode != 0:
             raise BenchmarkError(f"skopeo {shlex.join(args)} failed ({result.returncode}):\n{output.strip()}")
         if "skipped: already exists" in output:
             raise BenchmarkError(f"skopeo did not upload every blob ({destination}):\n{output.strip()}")
-        return elapsed, output
+        return Copied(elapsed, cpu, output)
 
 
 WRK_SCRIPT = """\
@@ -658,6 +690,11 @@ def metrics_for(big_label: str, small_layers: int) -> tuple[Metric, ...]:
         Metric("manifest_rps", "manifest GET, 16 clients", "req/s", True, 0, PULL_TARGET),
         Metric("manifest_p50_ms", "manifest GET latency p50", "ms", False, 2),
         Metric("manifest_p99_ms", "manifest GET latency p99", "ms", False, 2),
+        Metric("cpu_push_big_s", f"server CPU time, {big_label} push", "s", False, 2),
+        Metric("cpu_pull_big_s", f"server CPU time, {big_label} pull", "s", False, 2),
+        Metric("client_cpu_push_big_s", f"client (skopeo) CPU time, {big_label} push", "s", False, 2),
+        Metric("client_cpu_pull_big_s", f"client (skopeo) CPU time, {big_label} pull", "s", False, 2),
+        Metric("cpu_manifest_us", "server CPU time per manifest GET", "µs", False, 0),
         Metric("rss_push_big_mib", f"peak RSS during {big_label} push", "MiB", False, 1, MEMORY_TARGET, worst=True),
         Metric("rss_all_mib", "peak RSS over the whole run", "MiB", False, 1, None, worst=True),
     )
@@ -982,49 +1019,59 @@ class Session:
         self.run.values["rss_all_mib"] = max(peak, self.run.values.get("rss_push_big_mib", 0.0))
         return self.run
 
-    def _push(self, image: Image, repo: str) -> float:
-        seconds, _ = self._skopeo.copy(image.reference, f"docker://{self.server.host}/{repo}:{image.tag}")
-        return seconds
+    def _push(self, image: Image, repo: str) -> Copied:
+        return self._skopeo.copy(image.reference, f"docker://{self.server.host}/{repo}:{image.tag}")
 
-    def _pull(self, image: Image, repo: str) -> float:
+    def _pull(self, image: Image, repo: str) -> Copied:
         dest = self._pull_root / f"trustyard-bench-pull-{uuid.uuid4().hex}"
         try:
-            seconds, _ = self._skopeo.copy(f"docker://{self.server.host}/{repo}:{image.tag}", f"dir:{dest}")
+            copied = self._skopeo.copy(f"docker://{self.server.host}/{repo}:{image.tag}", f"dir:{dest}")
             for layer in image.layers:
                 got = dest / layer.blob.digest.removeprefix("sha256:")
                 if not got.is_file() or got.stat().st_size != layer.blob.size:
                     raise BenchmarkError(f"pulled layer {layer.blob.digest} missing or wrong size in {dest}")
         finally:
             shutil.rmtree(dest, ignore_errors=True)
-        return seconds
+        return copied
 
     def push_big(self) -> None:
         values, label = self.run.values, self._settings.big_label
         self.sampler.take_peak()
-        seconds = self._push(self._big, self._big_repo)
+        cpu = tree_cpu_seconds(self.server.pid)
+        copied = self._push(self._big, self._big_repo)
+        seconds = copied.seconds
+        values["client_cpu_push_big_s"] = copied.client_cpu_s
+        values["cpu_push_big_s"] = tree_cpu_seconds(self.server.pid) - cpu
         values["rss_push_big_mib"] = self.sampler.take_peak() / MIB
         values["push_big_s"] = seconds
         values["push_big_mbps"] = self._big.layer_bytes / seconds / MB
         self._log(
             f"{self.server.label}: push {label}: {seconds:.2f} s, {values['push_big_mbps']:.1f} MB/s, "
-            f"peak RSS {values['rss_push_big_mib']:.1f} MiB"
+            f"server CPU {values['cpu_push_big_s']:.2f} s, peak RSS {values['rss_push_big_mib']:.1f} MiB"
         )
 
     def pull_big(self) -> None:
         values, label = self.run.values, self._settings.big_label
-        seconds = self._pull(self._big, self._big_repo)
+        cpu = tree_cpu_seconds(self.server.pid)
+        copied = self._pull(self._big, self._big_repo)
+        seconds = copied.seconds
+        values["client_cpu_pull_big_s"] = copied.client_cpu_s
+        values["cpu_pull_big_s"] = tree_cpu_seconds(self.server.pid) - cpu
         values["pull_big_s"] = seconds
         values["pull_big_mbps"] = self._big.layer_bytes / seconds / MB
-        self._log(f"{self.server.label}: pull {label}: {seconds:.2f} s, {values['pull_big_mbps']:.1f} MB/s")
+        self._log(
+            f"{self.server.label}: pull {label}: {seconds:.2f} s, {values['pull_big_mbps']:.1f} MB/s, "
+            f"server CPU {values['cpu_pull_big_s']:.2f} s"
+        )
 
     def push_small(self) -> None:
-        seconds = self._push(self._small, self._small_repo)
+        seconds = self._push(self._small, self._small_repo).seconds
         self.run.values["push_small_s"] = seconds
         self.run.values["push_small_lps"] = len(self._small.layers) / seconds
         self._log(f"{self.server.label}: push {len(self._small.layers)} small layers: {seconds:.2f} s")
 
     def pull_small(self) -> None:
-        seconds = self._pull(self._small, self._small_repo)
+        seconds = self._pull(self._small, self._small_repo).seconds
         self.run.values["pull_small_s"] = seconds
         self.run.values["pull_small_lps"] = len(self._small.layers) / seconds
         self._log(f"{self.server.label}: pull {len(self._small.layers)} small layers: {seconds:.2f} s")
@@ -1032,7 +1079,9 @@ class Session:
     def manifest_get(self) -> None:
         url = f"http://{self.server.host}/v2/{self._big_repo}/manifests/{self._big.tag}"
         check_manifest(url, self._big.manifest.digest)
+        cpu = tree_cpu_seconds(self.server.pid)
         wrk = run_wrk(url, self._settings.wrk, self._scratch)
+        self.run.values["cpu_manifest_us"] = (tree_cpu_seconds(self.server.pid) - cpu) / wrk.requests * 1e6
         self.run.values["manifest_rps"] = wrk.requests_per_s
         self.run.values["manifest_p50_ms"] = wrk.latency_p50_ms
         self.run.values["manifest_p99_ms"] = wrk.latency_p99_ms
@@ -1153,6 +1202,7 @@ _PATH_ROOTS = ("/site-packages/", "/src/", "/lib/python3")
 _SCAFFOLDING = (
     "click/", "threading.py", "concurrent/futures/", "asyncio/runners.py", "uvicorn/main.py",
     "uvicorn/server.py", "uvicorn/_compat.py", "trustyard/cli/", "trustyard/__main__.py", "<frozen runpy>",
+    "/bin/",
 )  # fmt: skip
 
 
@@ -1172,7 +1222,8 @@ def _frame(frame: str) -> tuple[str, str, str]:
     if match is None:
         return frame, frame, "?"
     path = short_path(match["path"])
-    package = path.split("/", 1)[0].removesuffix(".py") if "/" in path or path.endswith(".py") else path
+    # a path outside every import root (e.g. bin/trustyard) stands for itself by its file name
+    package = path.rsplit("/", 1)[-1] if path.startswith("/") else path.split("/", 1)[0].removesuffix(".py")
     function = f"{match['name']} ({path})"
     line = f"{match['name']} ({path}:{match['line']})" if match["line"] else function
     return function, line, package
@@ -1264,8 +1315,8 @@ def run_profile(settings: Settings, outdir: Path, console: Console) -> None:
             for phase, action in phases:
                 raw = outdir / f"{phase}.collapsed.txt"
                 argv = [
-                    "py-spy", "record", "--pid", str(server.pid), "--subprocesses", "--nonblocking",
-                    "--rate", "250", "--full-filenames", "--format", "raw", "--output", str(raw),
+                    "py-spy", "record", "--pid", str(server.pid), "--subprocesses",
+                    "--rate", "200", "--full-filenames", "--format", "raw", "--output", str(raw),
                 ]  # fmt: skip
                 with (outdir / f"{phase}.py-spy.log").open("wb") as spy_log:
                     spy = subprocess.Popen(argv, stdout=spy_log, stderr=subprocess.STDOUT)

@@ -186,7 +186,7 @@ def test_render_markdown_has_table_command_machine_and_failures() -> None:
     assert "Command: `python benchmarks/registry.py --out docs/benchmarks.md`" in text
     assert "- CPU: test CPU, 2 logical cores" in text
     assert "- trustyard run 2: `pull large: skopeo failed`" in text
-    assert "| trustyard | 3 | 8.0 | 8.00 |" in text and text.rstrip().endswith("| 4.00 | 4.0 | 4.0 | 0 / 0 |")
+    assert "| trustyard | 3 | 8.0 | 8.00 |" in text and text.rstrip().endswith("| 4 | 4.0 | 4.0 | 0 / 0 |")
     assert "| 30 / 12 |" in text
     assert "Validation run" not in text
 
