@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from trustyard.db import models
-from trustyard.db.engine import Database, DatabaseError, is_transient
+from trustyard.db.engine import Database, DatabaseError, is_transient, retrying
 from trustyard.registry.metadata import MetadataStore, NewManifest
 
 LAYER = "sha256:" + "1" * 64
@@ -287,3 +287,25 @@ def test_missing_postgresql_database_is_a_one_line_error(postgresql_url: str) ->
         Database(postgresql_url.rsplit("/", 1)[0] + "/no_such_database")
     assert 'database "no_such_database" does not exist' in info.value.message
     assert_one_clean_line(info.value.message)
+
+
+def test_retrying_runs_a_transaction_again_after_a_deadlock_only() -> None:
+    class _DeadlockError(Exception):
+        sqlstate = "40P01"
+
+    calls: list[int] = []
+
+    def deadlocks_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DBAPIError("UPDATE blobs", {}, _DeadlockError())
+        return "done"
+
+    assert retrying(deadlocks_once) == "done"
+    assert len(calls) == 2
+
+    def constraint() -> None:
+        raise DBAPIError("INSERT", {}, Exception("duplicate key"))
+
+    with pytest.raises(DBAPIError):
+        retrying(constraint)

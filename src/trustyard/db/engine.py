@@ -12,10 +12,11 @@ import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -36,6 +37,9 @@ _MIGRATING = threading.Lock()  # Alembic's ``context``/``op`` are module globals
 
 # SQLSTATEs after which PostgreSQL rolled the transaction back and retrying it can succeed
 _PG_TRANSIENT = {"40001", "40P01", "55P03"}  # serialization_failure, deadlock_detected, lock_not_available
+
+
+T = TypeVar("T")
 
 
 class DatabaseError(TrustyardError):
@@ -219,3 +223,16 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in _PG_TRANSIENT:
         return True
     return isinstance(error, OperationalError) and "locked" in str(error).lower()
+
+
+def retrying(fn: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run a whole write transaction again when it lost a deadlock or a lock wait (PostgreSQL picks a
+    victim among transactions that lock rows in conflicting orders; the victim changed nothing)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except SQLAlchemyError as e:
+            if attempt == attempts or not is_transient(e):
+                raise
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

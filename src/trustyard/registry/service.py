@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
-from trustyard.db.engine import Database
+from trustyard.db.engine import Database, retrying
 from trustyard.oci.digest import Digest, DigestError, Hasher
 from trustyard.oci.manifest import ManifestError, parse_manifest
 from trustyard.oci.mediatypes import MediaType
@@ -427,7 +427,7 @@ class RegistryService:
             child_digests=frozenset(str(c.digest) for c in m.children),
         )
         try:
-            self.meta.put_manifest(name, record, tag_names, lambda: self.store.put(m.digest, body))
+            retrying(lambda: self.meta.put_manifest(name, record, tag_names, lambda: self.store.put(m.digest, body)))
         except MissingReferencesError as e:
             raise ManifestBlobUnknownError(
                 f"manifest references content not in {name}: {', '.join(e.missing[:5])}",
@@ -447,7 +447,7 @@ class RegistryService:
         name = name_of(name)
         if is_digest(reference):
             d = str(digest_of(reference))
-            if not self.meta.delete_manifest(name, d):
+            if not retrying(lambda: self.meta.delete_manifest(name, d)):
                 raise ManifestUnknownError(f"manifest {d} is not in {name}", {"reference": d})
         elif is_tag(reference):
             if not self.meta.delete_tag(name, reference):
