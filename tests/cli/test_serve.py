@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -15,12 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from fixtures.processes import free_port
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], **kwargs: object) -> httpx.Response:
@@ -64,7 +58,7 @@ def test_tls_serves_https_and_logs_json(
     tmp_path: Path, tls_pair: tuple[Path, Path], serve: list[subprocess.Popen[bytes]]
 ) -> None:
     cert, key = tls_pair
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -109,7 +103,7 @@ def test_unreachable_database_is_one_clean_line(tmp_path: Path) -> None:
 
 
 def test_environment_configures_serve(tmp_path: Path, serve: list[subprocess.Popen[bytes]]) -> None:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, TRUSTYARD_LISTEN=f"127.0.0.1:{port}", TRUSTYARD_DATA_DIR=str(tmp_path / "envdata"))
     proc = subprocess.Popen(["trustyard", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     serve.append(proc)

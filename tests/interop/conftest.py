@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.processes import tail
+
 from .clients import Dockerd, Podman, Skopeo
 from .images import OciImage, debian_image, read_layout, shared_layouts
 from .registry_api import RegistryClient
-from .servers import DistributionServer, RegistryServer, ServerError, server_under_test, tail
+from .servers import DistributionServer, RegistryServer, ServerError, server_under_test
 
 LOGGED_KEY = pytest.StashKey[list[tuple[str, Path]]]()
 LOG_TAIL_LINES = 80

@@ -25,6 +25,8 @@ from typing import IO
 import httpx
 import pytest
 
+from fixtures.processes import free_port, tail
+
 READY_TIMEOUT = 30.0
 _SERVER_ERROR = re.compile(r'"status": 5\d\d\b|http\.response\.status=5\d\d\b')
 STOP_TIMEOUT = 20.0
@@ -32,23 +34,6 @@ STOP_TIMEOUT = 20.0
 
 class ServerError(RuntimeError):
     """A server process did not start, or did not stop, as expected."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    """The last `lines` lines of a text file (empty if it does not exist)."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class RegistryServer:

@@ -321,9 +321,9 @@ class RegistryClient:
         return await self.http.get(f"/v2/{name}/manifests/{reference}", headers={"Accept": accept})
 
 
-async def raw_request(app: Starlette, method: str, path: str, query: bytes = b"") -> tuple[int, bytes]:
-    """Call the ASGI app with ``path`` exactly as given (httpx would normalise ``..`` away); status and body."""
-    scope: dict[str, Any] = {
+def asgi_scope(method: str, path: str, query: bytes = b"") -> dict[str, Any]:
+    """An HTTP scope for calling the app directly, with ``path`` exactly as given."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -337,6 +337,11 @@ async def raw_request(app: Starlette, method: str, path: str, query: bytes = b""
         "client": ("127.0.0.1", 1234),
         "server": ("registry.test", 80),
     }
+
+
+async def raw_request(app: Starlette, method: str, path: str, query: bytes = b"") -> tuple[int, bytes]:
+    """Call the ASGI app with ``path`` exactly as given (httpx would normalise ``..`` away); status and body."""
+    scope = asgi_scope(method, path, query)
     status = 0
     body = bytearray()
     sent = False

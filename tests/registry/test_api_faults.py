@@ -26,6 +26,7 @@ from .conftest import (
     ClientFactory,
     RegistryClient,
     SettingsFactory,
+    asgi_scope,
     assert_error,
     make_blob,
     make_image,
@@ -132,20 +133,7 @@ async def asgi_call(
     client: RegistryClient, method: str, path: str, messages: list[Mapping[str, Any]], query: bytes = b""
 ) -> tuple[int, dict[str, str]]:
     """Call the app with ``messages`` as the request's receive stream; status and headers of the answer."""
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": [(b"host", b"registry.test")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("registry.test", 80),
-    }
+    scope = asgi_scope(method, path, query)
     pending = list(messages)
     status = 0
     headers: dict[str, str] = {}

@@ -203,16 +203,7 @@ class GarbageCollector:
                 .limit(1)
             ).first():
                 return False
-            conn.execute(
-                delete(manifest_references).where(
-                    manifest_references.c.repository_id == rid,
-                    manifest_references.c.manifest_digest == digest,
-                )
-            )
-            result = conn.execute(
-                delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == digest)
-            )
-            return bool(result.rowcount)
+            return self.service.meta.remove_manifest_rows(conn, rid, digest)
 
     # -- blobs ---------------------------------------------------------------------------------------------
 

@@ -390,16 +390,19 @@ class MetadataStore:
             if rid is None:
                 return False
             conn.execute(delete(tags).where(tags.c.repository_id == rid, tags.c.manifest_digest == digest))
-            conn.execute(
-                delete(manifest_references).where(
-                    manifest_references.c.repository_id == rid,
-                    manifest_references.c.manifest_digest == digest,
-                )
+            return self.remove_manifest_rows(conn, rid, digest)
+
+    @staticmethod
+    def remove_manifest_rows(conn: Connection, rid: int, digest: str) -> bool:
+        """Inside a write transaction: delete a manifest's references and its row; whether it existed."""
+        conn.execute(
+            delete(manifest_references).where(
+                manifest_references.c.repository_id == rid,
+                manifest_references.c.manifest_digest == digest,
             )
-            result = conn.execute(
-                delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == digest)
-            )
-            return bool(result.rowcount)
+        )
+        result = conn.execute(delete(manifests).where(manifests.c.repository_id == rid, manifests.c.digest == digest))
+        return bool(result.rowcount)
 
     def delete_tag(self, name: str, tag: str) -> bool:
         """Delete one tag (the manifest stays)."""
