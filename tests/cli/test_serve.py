@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -110,3 +111,51 @@ def test_environment_configures_serve(tmp_path: Path, serve: list[subprocess.Pop
     assert _wait(f"http://127.0.0.1:{port}/v2/", proc).status_code == 200
     assert (tmp_path / "envdata" / "trustyard.db").is_file()
     assert (tmp_path / "envdata" / "blobs").is_dir()
+
+
+def test_scheduled_gc_collects_online(tmp_path: Path, serve: list[subprocess.Popen[bytes]]) -> None:
+    """``serve --gc-interval`` runs the collector inside the server: an unreferenced blob older than the
+    grace period disappears while a tagged image's blobs stay."""
+    port = free_port()
+    env = dict(os.environ, TRUSTYARD_GC_GRACE_PERIOD="2")  # long enough to push the image before it ages
+    proc = subprocess.Popen(
+        ["trustyard", "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d"),
+         "--gc-interval", "0.5"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    serve.append(proc)
+    base = f"http://127.0.0.1:{port}"
+    _wait(f"{base}/v2/", proc)
+    with httpx.Client(base_url=base, timeout=10) as http:
+
+        def push_blob(data: bytes) -> str:
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            r = http.post("/v2/gc/test/blobs/uploads/", params={"digest": digest}, content=data)
+            assert r.status_code == 201, r.text
+            return digest
+
+        config = push_blob(b'{"architecture":"amd64","os":"linux"}')
+        layer = push_blob(b"layer bytes")
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 37},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 11}],
+            }
+        ).encode()
+        r = http.put(
+            "/v2/gc/test/manifests/v1",
+            content=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert r.status_code == 201, r.text
+        stray = push_blob(b"nobody references me")
+        deadline = time.monotonic() + 30
+        while http.head(f"/v2/gc/test/blobs/{stray}").status_code == 200:
+            assert time.monotonic() < deadline, "the scheduled collection never removed the stray blob"
+            time.sleep(0.2)
+        assert http.head(f"/v2/gc/test/blobs/{stray}").status_code == 404
+        for digest in (config, layer):
+            assert http.get(f"/v2/gc/test/blobs/{digest}").status_code == 200
+        assert http.get("/v2/gc/test/manifests/v1").content == manifest
