@@ -12,6 +12,10 @@ delete enabled) started side by side on loopback ports with fresh data directori
    header.
 4. the peak resident memory (the server process plus its children, sampled every 50 ms with psutil) during the
    large push, and over the whole run.
+5. raw blob ingest: the large layer blob streamed to ``/v2/<repo>/blobs/uploads/`` with curl (POST, one
+   streamed PATCH of the whole file, closing PUT ``?digest=``). skopeo spends about as much CPU on a push as
+   the server does, so on a small machine the skopeo push measures skopeo; curl costs almost nothing, so this
+   figure is the server's ingest capacity.
 
 Every figure is reported next to the reference's and as the ratio trustyard/reference; each measurement is
 repeated (``--runs``, median; memory: maximum) and the servers are restarted with empty data directories for
@@ -52,6 +56,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zlib
@@ -631,6 +636,124 @@ def check_manifest(url: str, expected_digest: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# curl: raw blob ingest, with a client that costs the machine almost nothing
+
+CURL_WRITE_OUT = "%{http_code}\n%{header_json}"  # the status, then the response headers as JSON (curl >= 7.83)
+
+
+@dataclasses.dataclass(frozen=True)
+class CurlResponse:
+    """What ``-w CURL_WRITE_OUT`` printed: the status and the headers (lower-case names, last value of each)."""
+
+    status: int
+    headers: dict[str, str]
+
+
+def parse_curl_output(text: str) -> CurlResponse:
+    """Read ``CURL_WRITE_OUT``'s output: ``200\n{"location": ["/v2/…"], …}``."""
+    status, _, header_json = text.partition("\n")
+    if not status.strip().isdigit():
+        raise BenchmarkError(f"unexpected curl output: {text[:300]!r}")
+    try:
+        data = json.loads(header_json) if header_json.strip() else {}
+    except json.JSONDecodeError as e:
+        raise BenchmarkError(f"curl printed malformed header JSON: {header_json[:300]!r}") from e
+    if not isinstance(data, dict):
+        raise BenchmarkError(f"curl printed malformed header JSON: {header_json[:300]!r}")
+    headers: dict[str, str] = {}
+    for name, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        if values:
+            headers[str(name).lower()] = str(values[-1])
+    return CurlResponse(int(status), headers)
+
+
+def upload_url(host: str, location: str, digest: str | None = None) -> str:
+    """The absolute URL of an upload session's ``Location``, which may be relative and may already carry a
+    query (docker-registry's ``_state=…``); with ``digest``, the ``digest=`` parameter that closes it."""
+    url = urllib.parse.urljoin(f"http://{host}/", location)
+    if digest is None:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    parameter = f"digest={urllib.parse.quote(digest, safe=':')}"
+    return urllib.parse.urlunsplit(parts._replace(query=f"{parts.query}&{parameter}" if parts.query else parameter))
+
+
+def range_end(response: CurlResponse) -> int | None:
+    """The last byte offset of an upload session's ``Range: 0-<end>`` header (None without one)."""
+    match = re.fullmatch(r"(?:bytes=)?0-(\d+)", response.headers.get("range", "").strip())
+    return int(match[1]) if match else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Ingested:
+    """One curl ingest (POST, PATCH, PUT): wall-clock seconds and curl's CPU seconds over the three requests."""
+
+    seconds: float
+    client_cpu_s: float
+
+
+CURL_PATCH_HEADERS = ("Content-Type: application/octet-stream", "Transfer-Encoding: chunked")
+
+
+def _curl(method: str, url: str, body: Path | None, response_body: Path) -> CurlResponse:
+    argv = [
+        "curl", "--silent", "--show-error", "--globoff", "--http1.1", "-X", method, "-H", "Expect:",
+        "-o", str(response_body), "-w", CURL_WRITE_OUT,
+    ]  # fmt: skip
+    if body is None:
+        argv += ["-H", "Content-Length: 0"]
+    else:
+        if urllib.parse.urlsplit(url).path.endswith("/"):  # curl -T would append the file's name to the URL
+            raise BenchmarkError(f"upload URL {url} ends with '/'")
+        for header in CURL_PATCH_HEADERS:
+            argv += ["-H", header]
+        argv += ["-T", str(body)]
+    argv.append(url)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=1800)
+    except subprocess.TimeoutExpired as e:
+        raise BenchmarkError(f"curl {method} {url} did not finish in {e.timeout:.0f} s") from e
+    if result.returncode != 0:
+        raise BenchmarkError(f"curl {method} {url} failed ({result.returncode}): {result.stderr.strip()}")
+    return parse_curl_output(result.stdout)
+
+
+def curl_ingest(host: str, repo: str, blob: Blob, path: Path, scratch: Path) -> Ingested:
+    """Upload the blob file ``path`` as a client would, with curl: ``POST /v2/<repo>/blobs/uploads/``, the
+    whole file in one streamed (chunked) PATCH to the session's Location, then ``PUT <Location>&digest=``.
+
+    Checks each status, that the session holds every byte, and the closing response's Docker-Content-Digest.
+    """
+    response_body = scratch / "curl-response-body"
+
+    def check(response: CurlResponse, expected: int, what: str) -> str:
+        if response.status != expected:
+            detail = response_body.read_bytes()[:500] if response_body.is_file() else b""
+            raise BenchmarkError(f"{what} -> {response.status} (expected {expected}): {detail!r}")
+        location = response.headers.get("location")
+        if not location:
+            raise BenchmarkError(f"{what} -> {response.status} without a Location header")
+        return location
+
+    started, cpu = time.perf_counter(), _children_cpu_seconds()
+    opened = _curl("POST", f"http://{host}/v2/{repo}/blobs/uploads/", None, response_body)
+    location = check(opened, 202, f"POST /v2/{repo}/blobs/uploads/")
+    patched = _curl("PATCH", upload_url(host, location), path, response_body)
+    location = check(patched, 202, f"PATCH of {blob.size:,} bytes")
+    closed = _curl("PUT", upload_url(host, location, blob.digest), None, response_body)
+    check(closed, 201, f"PUT ?digest={blob.digest}")
+    elapsed, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu
+    if range_end(patched) != blob.size - 1:
+        raise BenchmarkError(
+            f"after the PATCH the session holds {patched.headers.get('range')!r}, not 0-{blob.size - 1}"
+        )
+    if closed.headers.get("docker-content-digest") != blob.digest:
+        raise BenchmarkError(f"PUT answered digest {closed.headers.get('docker-content-digest')!r}, not {blob.digest}")
+    return Ingested(elapsed, cpu)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Metrics, aggregation and reports
 
 
@@ -681,6 +804,8 @@ def metrics_for(big_label: str, small_layers: int) -> tuple[Metric, ...]:
     return (
         Metric("push_big_mbps", f"push {big_label}", "MB/s", True, 1, PUSH_TARGET),
         Metric("push_big_s", f"push {big_label}", "s", False, 2),
+        Metric("ingest_big_mbps", f"ingest {big_label} with curl", "MB/s", True, 1, PUSH_TARGET),
+        Metric("ingest_big_s", f"ingest {big_label} with curl", "s", False, 2),
         Metric("pull_big_mbps", f"pull {big_label}", "MB/s", True, 1, PULL_TARGET),
         Metric("pull_big_s", f"pull {big_label}", "s", False, 2),
         Metric("push_small_lps", f"push {small}", "layers/s", True, 1, PUSH_TARGET),
@@ -694,6 +819,8 @@ def metrics_for(big_label: str, small_layers: int) -> tuple[Metric, ...]:
         Metric("cpu_pull_big_s", f"server CPU time, {big_label} pull", "s", False, 2),
         Metric("client_cpu_push_big_s", f"client (skopeo) CPU time, {big_label} push", "s", False, 2),
         Metric("client_cpu_pull_big_s", f"client (skopeo) CPU time, {big_label} pull", "s", False, 2),
+        Metric("cpu_ingest_big_s", f"server CPU time, {big_label} ingest", "s", False, 2),
+        Metric("client_cpu_ingest_big_s", f"client (curl) CPU time, {big_label} ingest", "s", False, 2),
         Metric("cpu_manifest_us", "server CPU time per manifest GET", "µs", False, 0),
         Metric("rss_push_big_mib", f"peak RSS during {big_label} push", "MiB", False, 1, MEMORY_TARGET, worst=True),
         Metric("rss_all_mib", "peak RSS over the whole run", "MiB", False, 1, None, worst=True),
@@ -806,6 +933,11 @@ def render_markdown(report: Report) -> str:
         "< 200 MiB whatever the blob size. Each figure is the best of the runs (memory: the worst), as "
         "other work on the machine only ever slows a run down; every run's figures are at the end.",
         "",
+        "There are two large-push rows because they are bounded by different programs: the skopeo push by "
+        "skopeo's own CPU (about as much as the server's, see the CPU rows), the curl ingest (the same blob "
+        "upload, POST/PATCH/PUT, from a client that costs little) by the server, so only the ingest row shows "
+        "the registry's ingest capacity.",
+        "",
         "### Machine",
         "",
     ]
@@ -905,6 +1037,14 @@ class Settings:
             if isolated_cache
             else "file removed before each copy",
             "MB/s": "layer bytes / wall-clock seconds of the skopeo command, MB = 10^6 bytes",
+            "ingest": "the large layer blob file uploaded with curl, after the other steps: "
+            "`POST /v2/bench/ingest-<fresh repo>/blobs/uploads/`, then the whole file in one streamed request "
+            f"`curl -T BLOB -X PATCH {' '.join(f'-H {h!r}' for h in CURL_PATCH_HEADERS)}` to the Location, "
+            "then `PUT <Location>?digest=sha256:…` (`&digest=` when the Location has a query: docker-registry's "
+            "`_state`); 202/202/201, the session's Range and the Docker-Content-Digest are checked; MB/s = blob "
+            "bytes / wall-clock seconds of the three requests; the blob is already stored from the push (in "
+            "another repository), which changes nothing before the commit: both registries still receive, "
+            "hash and write every byte",
             "manifest GET": f"`wrk -t{self.wrk.threads} -c{self.wrk.connections} -d{self.wrk.duration_s}s` "
             f"on `/v2/<repo>/manifests/<tag>` of the large image, Accept: {MANIFEST_ACCEPT}",
             "peak RSS": "server process + children, psutil every 50 ms",
@@ -995,6 +1135,7 @@ class Session:
         self._scratch, self._log = scratch, log
         suffix = uuid.uuid4().hex[:8]
         self._big_repo, self._small_repo = f"bench/large-{suffix}", f"bench/small-{suffix}"
+        self._ingest_repo = f"bench/ingest-{suffix}"
         self._pull_root = _pull_root(scratch, self._big.layer_bytes)
         self.run = RegistryRun()
         self.sampler = RssSampler(server.pid)
@@ -1050,6 +1191,22 @@ class Session:
             f"server CPU {values['cpu_push_big_s']:.2f} s, peak RSS {values['rss_push_big_mib']:.1f} MiB"
         )
 
+    def ingest_big(self) -> None:
+        values, label = self.run.values, self._settings.big_label
+        (layer,) = self._big.layers
+        path = self._big.layout / "blobs" / "sha256" / layer.blob.digest.removeprefix("sha256:")
+        cpu = tree_cpu_seconds(self.server.pid)
+        ingested = curl_ingest(self.server.host, self._ingest_repo, layer.blob, path, self._scratch)
+        values["cpu_ingest_big_s"] = tree_cpu_seconds(self.server.pid) - cpu
+        values["client_cpu_ingest_big_s"] = ingested.client_cpu_s
+        values["ingest_big_s"] = ingested.seconds
+        values["ingest_big_mbps"] = layer.blob.size / ingested.seconds / MB
+        self._log(
+            f"{self.server.label}: ingest {label} with curl: {ingested.seconds:.2f} s, "
+            f"{values['ingest_big_mbps']:.1f} MB/s, server CPU {values['cpu_ingest_big_s']:.2f} s, "
+            f"curl CPU {ingested.client_cpu_s:.2f} s"
+        )
+
     def pull_big(self) -> None:
         values, label = self.run.values, self._settings.big_label
         cpu = tree_cpu_seconds(self.server.pid)
@@ -1097,6 +1254,7 @@ STEPS: tuple[tuple[str, Callable[[Session], None]], ...] = (
     ("push small", Session.push_small),
     ("pull small", Session.pull_small),
     ("manifest GET", Session.manifest_get),
+    ("ingest large", Session.ingest_big),
 )
 
 

@@ -98,6 +98,39 @@ def test_wrk_script_is_lua_with_the_accept_header() -> None:
     assert "%%" not in script and "latency:percentile(99)" in script
 
 
+def test_parse_curl_output_reads_status_and_headers() -> None:
+    text = '202\n{"location":["/v2/a/blobs/uploads/u?_state=x%3D"],"range":["0-1023"],"x-many":["1","2"]}'
+    response = bench.parse_curl_output(text)
+    assert response.status == 202
+    assert response.headers["location"] == "/v2/a/blobs/uploads/u?_state=x%3D"
+    assert response.headers["x-many"] == "2"
+    assert bench.range_end(response) == 1023
+    assert bench.parse_curl_output("201\n") == bench.CurlResponse(201, {})
+    assert bench.range_end(bench.parse_curl_output("202\n{}")) is None
+    for bad in ("", "curl: (7) failed\n{}", '200\n{"a": '):
+        try:
+            bench.parse_curl_output(bad)
+        except bench.BenchmarkError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_upload_url_makes_locations_absolute_and_appends_the_digest() -> None:
+    host, digest = "127.0.0.1:5000", "sha256:" + "ab" * 32
+    assert bench.upload_url(host, "/v2/a/b/blobs/uploads/u1") == "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u1"
+    assert bench.upload_url(host, "/v2/a/blobs/uploads/u1", digest) == (
+        f"http://127.0.0.1:5000/v2/a/blobs/uploads/u1?digest={digest}"
+    )
+    # docker-registry: a query already there (its _state, percent-encoded), kept byte for byte
+    assert bench.upload_url(host, "/v2/a/blobs/uploads/u2?_state=eyJ9%3D%3D", digest) == (
+        f"http://127.0.0.1:5000/v2/a/blobs/uploads/u2?_state=eyJ9%3D%3D&digest={digest}"
+    )
+    # an absolute Location is used as it is
+    assert bench.upload_url(host, "http://other:1/v2/a/blobs/uploads/u3", digest) == (
+        f"http://other:1/v2/a/blobs/uploads/u3?digest={digest}"
+    )
+
+
 def test_summarize_profile_counts_self_and_inclusive_time() -> None:
     site = "/usr/lib/python3.11/site-packages"
     stdlib = "/usr/lib/python3.11"
@@ -183,6 +216,9 @@ def test_render_markdown_has_table_command_machine_and_failures() -> None:
     text = bench.render_markdown(_report())
     assert "| metric | trustyard | reference | ratio | target | met |" in text
     assert "| push 1 GiB (MB/s) ↑ | 10.0 | 4.0 | 2.50× | ≥ 2× ref | yes |" in text
+    assert "| ingest 1 GiB with curl (MB/s) ↑ | 10.0 | 4.0 | 2.50× | ≥ 2× ref | yes |" in text
+    assert "| client (curl) CPU time, 1 GiB ingest (s) ↓ | 8.00 | 4.00 | 2.00× |  |  |" in text
+    assert "only the ingest row shows the registry's ingest capacity" in text
     assert "Command: `python benchmarks/registry.py --out docs/benchmarks.md`" in text
     assert "- CPU: test CPU, 2 logical cores" in text
     assert "- trustyard run 2: `pull large: skopeo failed`" in text
@@ -197,3 +233,10 @@ def test_rich_table_renders() -> None:
     console = Console(width=200, record=True)
     console.print(bench.rich_table(_report()))
     assert "push 1 GiB (MB/s)" in console.export_text()
+
+
+def test_method_describes_the_curl_ingest() -> None:
+    method = bench.settings_from(bench.parse_args([])).describe(isolated_cache=True)
+    ingest = method["ingest"]
+    assert "-H 'Transfer-Encoding: chunked'` to the Location" in ingest
+    assert "&digest=" in ingest and "wall-clock seconds of the three requests" in ingest
