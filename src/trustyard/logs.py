@@ -14,6 +14,7 @@ from typing import Final
 _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
     "asctime",
+    "color_message",  # uvicorn's terminal-coloured copy of the message
 }
 
 

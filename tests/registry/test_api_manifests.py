@@ -754,16 +754,44 @@ async def test_accept_given_in_several_headers_is_combined(client: RegistryClien
     assert response.headers["content-type"] == MediaType.DOCKER_MANIFEST
 
 
-@pytest.mark.parametrize(("accept", "ok"), [(MediaType.OCI_INDEX, True), ("application/json", False)])
 @pytest.mark.backend_independent
-async def test_index_needs_an_accept_that_names_an_index(client: RegistryClient, accept: str, ok: bool) -> None:
+async def test_index_is_served_to_an_accept_that_names_it(client: RegistryClient) -> None:
     index = make_index([make_image("neg-child")])
     await client.push("repo", index, "multi")
-    response = await client.http.get("/v2/repo/manifests/multi", headers={"Accept": accept})
-    if ok:
-        assert response.status_code == 200
-    else:
-        assert_error(response, 404, "MANIFEST_UNKNOWN")
+    response = await client.http.get("/v2/repo/manifests/multi", headers={"Accept": MediaType.OCI_INDEX})
+    assert response.status_code == 200
+    assert response.content == index.body
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    ("docker", "accept"),
+    [(True, MediaType.DOCKER_MANIFEST), (False, MediaType.OCI_MANIFEST), (False, "application/json")],
+    ids=["docker-list", "oci-index", "plain-json"],
+)
+async def test_tag_of_an_index_falls_back_to_linux_amd64_for_clients_without_index_support(
+    client: RegistryClient, docker: bool, accept: str, method: str
+) -> None:
+    """Like the reference registry: a client that cannot read indexes, asking by tag, gets the
+    linux/amd64 image (with that image's digest); by digest it still gets exactly what it asked for."""
+    amd64, arm64 = make_image("fb-amd64", docker=docker), make_image("fb-arm64", docker=docker)
+    index = make_index([amd64, arm64], docker=docker)
+    await client.push("repo", index, "multi")
+    response = await client.http.request(method, "/v2/repo/manifests/multi", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["docker-content-digest"] == amd64.digest
+    assert response.headers["content-type"] == amd64.media_type
+    assert response.headers["content-length"] == str(amd64.size)
+    assert response.content == (amd64.body if method == "GET" else b"")
+    by_digest = await client.http.request(method, f"/v2/repo/manifests/{index.digest}", headers={"Accept": accept})
+    assert_error(by_digest, 404, "MANIFEST_UNKNOWN")
+
+
+async def test_index_without_an_acceptable_linux_amd64_image_is_not_served(client: RegistryClient) -> None:
+    index = make_index([make_image("only-amd64")])  # an OCI image: a Docker-v2-only client cannot take it
+    await client.push("repo", index, "multi")
+    response = await client.http.get("/v2/repo/manifests/multi", headers={"Accept": MediaType.DOCKER_MANIFEST})
+    assert_error(response, 404, "MANIFEST_UNKNOWN")
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])

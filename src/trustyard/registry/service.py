@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -37,6 +37,7 @@ from trustyard.registry.errors import (
     NameInvalidError,
     NameUnknownError,
     RangeInvalidError,
+    RegistryError,
     SizeInvalidError,
     TooLargeError,
     UnavailableError,
@@ -379,6 +380,34 @@ class RegistryService:
                 raise UnavailableError(e.message) from e
             self._manifests.put(rec.digest, body)
         return StoredManifest(rec.digest, rec.media_type, body)
+
+    def platform_manifest(
+        self,
+        name: str,
+        index: StoredManifest,
+        acceptable: Callable[[str], bool],
+        *,
+        os: str = "linux",
+        architecture: str = "amd64",
+    ) -> StoredManifest | None:
+        """The manifest an index lists for ``os``/``architecture`` in a media type the client accepts, if any."""
+        try:
+            parsed = parse_manifest(index.body, index.media_type)
+        except ManifestError:
+            return None
+        for child in parsed.children:
+            platform = child.platform
+            if (
+                platform
+                and platform.os == os
+                and platform.architecture == architecture
+                and acceptable(child.media_type)
+            ):
+                try:
+                    return self.get_manifest(name, str(child.digest))
+                except RegistryError:
+                    return None
+        return None
 
     def put_manifest(
         self,

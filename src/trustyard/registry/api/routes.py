@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from trustyard.oci.mediatypes import INDEX_TYPES, MediaType
+from trustyard.oci.reference import is_tag
 from trustyard.registry.api.errors import BASE_HEADERS, error_response, registry_error_response
 from trustyard.registry.api.openapi import openapi
 from trustyard.registry.errors import BlobUploadInvalidError, RegistryError, SizeInvalidError
@@ -37,7 +38,7 @@ MAX_PAGE: Final = 1000
 T = TypeVar("T")
 
 
-async def _read(service: RegistryService, fn: Callable[..., T], *args: str) -> T:
+async def _read(service: RegistryService, fn: Callable[..., T], *args: Any) -> T:
     """Run a hot read inline when the database answers in microseconds, else in a worker thread."""
     if service.inline_reads:
         return fn(*args)
@@ -269,6 +270,13 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
             stored = await _read(service, service.get_manifest, name, reference)
             digest, media_type, body = stored.digest, stored.media_type, stored.body
             size = len(body)
+        if not _accepts(request, media_type) and media_type in INDEX_TYPES and is_tag(reference):
+            # an old client that cannot read indexes gets the linux/amd64 image, as the reference registry does
+            index = await _read(service, service.get_manifest, name, reference)
+            fallback = await _read(service, service.platform_manifest, name, index, lambda t: _accepts(request, t))
+            if fallback is not None:
+                digest, media_type = fallback.digest, fallback.media_type
+                body, size = (b"", len(fallback.body)) if method == "HEAD" else (fallback.body, len(fallback.body))
         if not _accepts(request, media_type):
             return error_response(
                 "MANIFEST_UNKNOWN",
