@@ -51,7 +51,8 @@ def gc(
         delete_untagged=delete_untagged or settings.gc_delete_untagged,
         upload_expiry=settings.upload_expiry,
     )
-    report = collector.run(dry_run=dry_run)
+    with Console(stderr=True).status("collecting garbage (pushes and pulls keep working)...", spinner="dots"):
+        report = collector.run(dry_run=dry_run)
     registry.db.dispose()
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

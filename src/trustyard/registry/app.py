@@ -66,6 +66,7 @@ class AccessLog:
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
+                    "query": scope.get("query_string", b"").decode("latin-1") or None,
                     "status": status,
                     "bytes": sent,
                     "ms": round((time.perf_counter() - start) * 1000, 2),
