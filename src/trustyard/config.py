@@ -59,6 +59,28 @@ class Settings(BaseSettings):
     )
     gc_delete_untagged: bool = Field(default=False, description="scheduled GC also removes untagged manifests")
     upload_expiry: float = Field(default=7 * 24 * 3600, gt=0, description="abandoned uploads expire after")
+    token_service: str = Field(
+        default="trustyard", min_length=1, description="service name in Bearer challenges and token audience"
+    )
+    token_issuer: str = Field(default="trustyard", min_length=1, description="iss claim of issued tokens")
+    token_lifetime: float = Field(default=300, gt=0, le=24 * 3600, description="seconds an access token lives")
+    refresh_token_lifetime: float = Field(
+        default=30 * 24 * 3600, gt=0, description="seconds a refresh token (OAuth2 POST flow) lives"
+    )
+    token_leeway: float = Field(
+        default=10, ge=0, le=300, description="clock skew tolerated when checking exp/nbf/iat of tokens"
+    )
+    token_signing_key: Path | None = Field(
+        default=None,
+        description="PEM ES256 key signing tokens (mode 0600); default <data_dir>/auth/token-signing-key.pem,"
+        " generated on first use",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins per user and client address before logins are throttled"
+    )
+    login_failure_window: float = Field(
+        default=300, gt=0, description="seconds over which failed logins are counted for throttling"
+    )
 
     @field_validator("listen")
     @classmethod

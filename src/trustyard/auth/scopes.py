@@ -1,0 +1,166 @@
+"""Docker Registry token-auth scopes: parsing, intersection, and rendering for challenges and token claims.
+
+Implements the ``scope`` grammar of the distribution token spec (spec/auth/scope.md): ``type:name:actions``,
+e.g. ``repository:library/nginx:pull,push``, ``repository:foo:*``, ``registry:catalog:*``; a request may
+carry several scopes, space-separated in one parameter or as repeated parameters. Rendering covers the
+``WWW-Authenticate: Bearer ...`` challenge (RFC 7235 quoted strings) and the JWT ``access`` claim
+(spec/auth/jwt.md).
+
+Not here: deciding what a caller is allowed (that is the role/policy code, which hands ``intersect`` its
+``allowed`` list), and HTTP handling. Names with a registry host and port (``host:5000/foo``) are refused:
+the resource name of a scope on this registry is a repository name of this registry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from trustyard.auth.errors import AuthError
+from trustyard.oci.reference import MAX_NAME_LENGTH, InvalidReferenceError, validate_name
+
+__all__ = [
+    "WILDCARD",
+    "InvalidScopeError",
+    "Scope",
+    "bearer_challenge",
+    "from_access_claim",
+    "intersect",
+    "parse_scope",
+    "parse_scopes",
+    "to_access_claim",
+]
+
+WILDCARD: Final = "*"
+_TYPE: Final = re.compile(r"[a-z0-9]+(?:\([a-z0-9]+\))?")
+_ACTION: Final = re.compile(r"[a-z]+|\*")
+_MAX_SCOPE_LENGTH: Final = MAX_NAME_LENGTH + 128
+_MAX_SCOPES: Final = 64
+
+
+class InvalidScopeError(AuthError):
+    """A scope string or ``access`` entry outside the spec's grammar."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One resource and the actions asked for or granted on it; constructed only valid."""
+
+    type: str
+    name: str
+    actions: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not _TYPE.fullmatch(self.type):
+            raise InvalidScopeError(f"invalid scope resource type {self.type[:40]!r}")
+        try:
+            validate_name(self.name)
+        except InvalidReferenceError as e:
+            raise InvalidScopeError(f"invalid scope resource name {self.name[:100]!r}") from e
+        if not self.actions:
+            raise InvalidScopeError("a scope needs at least one action")
+        for action in self.actions:
+            if not _ACTION.fullmatch(action):
+                raise InvalidScopeError(f"invalid scope action {action[:40]!r}")
+
+    @classmethod
+    def of(cls, type: str, name: str, *actions: str) -> Scope:
+        """Build a scope from loose actions: ``Scope.of("repository", "foo", "pull", "push")``."""
+        return cls(type, name, frozenset(actions))
+
+    def sorted_actions(self) -> list[str]:
+        """Actions in a stable order (sorted), as rendered everywhere."""
+        return sorted(self.actions)
+
+    def __str__(self) -> str:
+        """The spec's string form, ``type:name:a,b``."""
+        return f"{self.type}:{self.name}:{','.join(self.sorted_actions())}"
+
+
+def parse_scope(text: str) -> Scope:
+    """Parse one ``type:name:actions`` string; raise ``InvalidScopeError`` if malformed."""
+    if len(text) > _MAX_SCOPE_LENGTH:
+        raise InvalidScopeError("scope too long")
+    type_, sep1, rest = text.partition(":")
+    name, sep2, actions = rest.rpartition(":")
+    if not sep1 or not sep2:
+        raise InvalidScopeError(f"invalid scope {text[:100]!r}: expected type:name:actions")
+    return Scope(type_, name, frozenset(actions.split(",")))
+
+
+def parse_scopes(values: Iterable[str]) -> list[Scope]:
+    """Parse every scope of a request (repeated parameters, each possibly space-separated).
+
+    Scopes on the same resource are merged (actions united); order of first appearance is kept.
+    """
+    merged: dict[tuple[str, str], frozenset[str]] = {}
+    for value in values:
+        for text in value.split(" "):
+            if not text:
+                continue
+            scope = parse_scope(text)
+            key = (scope.type, scope.name)
+            merged[key] = merged.get(key, frozenset()) | scope.actions
+            if len(merged) > _MAX_SCOPES:
+                raise InvalidScopeError(f"more than {_MAX_SCOPES} scopes in one request")
+    return [Scope(t, n, a) for (t, n), a in merged.items()]
+
+
+def intersect(requested: Sequence[Scope], allowed: Iterable[Scope]) -> list[Scope]:
+    """What may be granted: per requested resource, the requested actions that ``allowed`` covers.
+
+    ``*`` in ``allowed`` covers every action; ``*`` in ``requested`` is an action of its own (only an
+    allowed ``*`` grants it). Resources with nothing granted are left out, never granted empty.
+    """
+    permitted: dict[tuple[str, str], frozenset[str]] = {}
+    for scope in allowed:
+        key = (scope.type, scope.name)
+        permitted[key] = permitted.get(key, frozenset()) | scope.actions
+    granted: list[Scope] = []
+    for scope in requested:
+        may = permitted.get((scope.type, scope.name), frozenset())
+        actions = scope.actions if WILDCARD in may else scope.actions & may
+        if actions:
+            granted.append(Scope(scope.type, scope.name, actions))
+    return granted
+
+
+def _quoted(value: str) -> str:
+    """An RFC 7230 quoted-string; control characters (header injection) are refused."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidScopeError("control character in a challenge parameter")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def bearer_challenge(*, realm: str, service: str, scopes: Sequence[Scope] = (), error: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value: ``Bearer realm="...",service="...",scope="a b"[,error="..."]``."""
+    params = [f"realm={_quoted(realm)}", f"service={_quoted(service)}"]
+    if scopes:
+        params.append(f"scope={_quoted(' '.join(str(s) for s in scopes))}")
+    if error is not None:
+        params.append(f"error={_quoted(error)}")
+    return "Bearer " + ",".join(params)
+
+
+def to_access_claim(scopes: Iterable[Scope]) -> list[dict[str, str | list[str]]]:
+    """The JWT ``access`` claim: ``[{"type": ..., "name": ..., "actions": [...]}, ...]``."""
+    return [{"type": s.type, "name": s.name, "actions": s.sorted_actions()} for s in scopes]
+
+
+def from_access_claim(claim: object) -> list[Scope]:
+    """Parse an ``access`` claim back into scopes; raise ``InvalidScopeError`` if it is malformed."""
+    if not isinstance(claim, list):
+        raise InvalidScopeError("access claim is not a list")
+    scopes: list[Scope] = []
+    for entry in claim:
+        if not isinstance(entry, Mapping) or set(entry) != {"type", "name", "actions"}:
+            raise InvalidScopeError("access entry must have exactly type, name and actions")
+        type_, name, actions = entry["type"], entry["name"], entry["actions"]
+        if not isinstance(type_, str) or not isinstance(name, str) or not isinstance(actions, list):
+            raise InvalidScopeError("access entry has fields of the wrong type")
+        if not all(isinstance(a, str) for a in actions):
+            raise InvalidScopeError("access actions must be strings")
+        scopes.append(Scope(type_, name, frozenset(actions)))
+    return scopes

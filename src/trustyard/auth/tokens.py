@@ -1,0 +1,304 @@
+"""The token service of Docker Registry token authentication: ES256 access tokens and refresh tokens.
+
+Implements the JWT of the distribution token spec (spec/auth/jwt.md, spec/auth/token.md, spec/auth/oauth.md):
+claims ``iss``, ``sub``, ``aud`` (the service), ``exp``, ``nbf``, ``iat``, ``jti`` and ``access``; header
+``kid`` is the libtrust fingerprint of the public key the spec describes (SHA-256 of the DER
+SubjectPublicKeyInfo, truncated to 240 bits, base32, twelve groups of four joined by ``:``).
+
+Verification is pinned: algorithm ES256 only, our ``kid`` only, our key only, our issuer, the expected audience,
+and ``exp``/``nbf``/``iat`` against an injectable clock with a small leeway. It raises ``AuthenticationError``
+and never returns a bool. Refresh tokens are JWTs with a distinct header ``typ`` (an access token is never
+accepted as a refresh token, nor the reverse), bound to subject and service, and revoked by a per-subject
+generation counter the caller stores and passes in (bump it to revoke every refresh token of a user).
+
+Not here: who may get which scopes (the caller passes the granted list), HTTP, persisting generations.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from trustyard.auth.errors import AuthConfigError, AuthenticationError
+from trustyard.auth.scopes import InvalidScopeError, Scope, from_access_claim, to_access_claim
+from trustyard.config import Settings
+
+__all__ = ["ACCESS_TOKEN_TYPE", "REFRESH_TOKEN_TYPE", "AccessClaims", "RefreshClaims", "TokenService", "key_id"]
+
+ALGORITHM: Final = "ES256"
+ACCESS_TOKEN_TYPE: Final = "JWT"  # noqa: S105 - a JOSE "typ", not a secret
+REFRESH_TOKEN_TYPE: Final = "trustyard-refresh+jwt"  # noqa: S105 - a JOSE "typ"
+_MAX_TOKEN_LENGTH: Final = 16 * 1024
+_REQUIRED: Final = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]
+
+
+def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """The libtrust fingerprint of ``public_key``, the ``kid`` the distribution token spec asks for."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode("ascii")
+    return ":".join(encoded[i : i + 4] for i in range(0, 48, 4))
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """The verified claims of an access token."""
+
+    issuer: str
+    subject: str
+    audience: str
+    expires_at: float
+    not_before: float
+    issued_at: float
+    jwt_id: str
+    access: tuple[Scope, ...]
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    """The verified claims of a refresh token."""
+
+    issuer: str
+    subject: str
+    audience: str
+    expires_at: float
+    issued_at: float
+    jwt_id: str
+    generation: int
+
+
+def _load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """Load the PEM key at ``path`` (refusing loose permissions), or create it with mode 0600."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return _create_key(path)
+    except OSError as e:
+        raise AuthConfigError(f"cannot open token signing key {path}: {e.strerror}") from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AuthConfigError(f"token signing key {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise AuthConfigError(
+                f"token signing key {path} has mode {stat.S_IMODE(info.st_mode):04o}; it must be readable by its"
+                f" owner only: chmod 600 {path}"
+            )
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise AuthConfigError(f"cannot read token signing key {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise AuthConfigError(f"token signing key {path} is not an unencrypted PEM private key") from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise AuthConfigError(f"token signing key {path} is not an EC P-256 key (ES256)")
+    return key
+
+
+def _create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        return _load_or_create_key(path)
+    except OSError as e:
+        raise AuthConfigError(f"cannot create token signing key {path}: {e.strerror}") from e
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+class TokenService:
+    """Issues and verifies the registry's tokens with one ES256 key, loaded or generated on first use."""
+
+    def __init__(
+        self,
+        *,
+        key_path: Path,
+        issuer: str,
+        service: str,
+        lifetime: float = 300,
+        refresh_lifetime: float = 30 * 24 * 3600,
+        leeway: float = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock`` returns Unix seconds; tests inject a fake one."""
+        self._key_path = key_path
+        self.issuer = issuer
+        self.service = service
+        self.lifetime = lifetime
+        self.refresh_lifetime = refresh_lifetime
+        self.leeway = leeway
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._key: ec.EllipticCurvePrivateKey | None = None
+        self._kid = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenService:
+        """The service ``trustyard serve`` uses: key path, issuer, service and lifetimes from settings."""
+        return cls(
+            key_path=settings.token_signing_key or settings.data_dir / "auth" / "token-signing-key.pem",
+            issuer=settings.token_issuer,
+            service=settings.token_service,
+            lifetime=settings.token_lifetime,
+            refresh_lifetime=settings.refresh_token_lifetime,
+            leeway=settings.token_leeway,
+        )
+
+    def _signing_key(self) -> tuple[ec.EllipticCurvePrivateKey, str]:
+        with self._lock:
+            if self._key is None:
+                self._key = _load_or_create_key(self._key_path)
+                self._kid = key_id(self._key.public_key())
+            return self._key, self._kid
+
+    @property
+    def key_id(self) -> str:
+        """The ``kid`` of our key (loads or creates the key)."""
+        return self._signing_key()[1]
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public half of our key, e.g. for a JWKS document."""
+        return self._signing_key()[0].public_key()
+
+    def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        key, kid = self._signing_key()
+        return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": typ})
+
+    def _base_claims(self, subject: str, audience: str, lifetime: float) -> dict[str, Any]:
+        now = int(self._clock())
+        return {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": audience,
+            "exp": now + int(lifetime),
+            "nbf": now,
+            "iat": now,
+            "jti": secrets.token_urlsafe(18),
+        }
+
+    def issue(
+        self, subject: str, access: Sequence[Scope], *, audience: str | None = None, lifetime: float | None = None
+    ) -> str:
+        """A compact JWT granting ``access`` to ``subject`` (``""`` for anonymous) for ``audience``."""
+        claims = self._base_claims(subject, audience or self.service, self.lifetime if lifetime is None else lifetime)
+        claims["access"] = to_access_claim(access)
+        return self._sign(claims, ACCESS_TOKEN_TYPE)
+
+    def issue_refresh(self, subject: str, generation: int, *, lifetime: float | None = None) -> str:
+        """A refresh token for ``subject`` on our service, valid while its generation counter is ``generation``."""
+        if not subject:
+            raise AuthenticationError("refresh tokens are only issued to authenticated users")
+        claims = self._base_claims(subject, self.service, self.refresh_lifetime if lifetime is None else lifetime)
+        claims["gen"] = generation
+        return self._sign(claims, REFRESH_TOKEN_TYPE)
+
+    def _decode(self, token: str, typ: str, audience: str) -> dict[str, Any]:
+        """Signature, algorithm, kid, typ, iss, aud and times checked; the payload, else AuthenticationError."""
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise AuthenticationError("token too long")
+        key, kid = self._signing_key()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as e:
+            raise AuthenticationError("malformed token") from e
+        if header.get("alg") != ALGORITHM:
+            raise AuthenticationError(f"token algorithm must be {ALGORITHM}")
+        if header.get("kid") != kid:
+            raise AuthenticationError("token signed by an unknown key")
+        if header.get("typ") != typ:
+            raise AuthenticationError("wrong kind of token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.public_key(),
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=self.issuer,
+                options={
+                    "require": _REQUIRED,
+                    "verify_exp": False,  # checked below against the injectable clock
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.InvalidAudienceError as e:
+            raise AuthenticationError("token is for another service") from e
+        except jwt.InvalidIssuerError as e:
+            raise AuthenticationError("token from another issuer") from e
+        except jwt.PyJWTError as e:
+            raise AuthenticationError("invalid token") from e
+        if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str):
+            raise AuthenticationError("invalid token claims")
+        now = self._clock()
+        times = [claims["exp"], claims["nbf"], claims["iat"]]
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times):
+            raise AuthenticationError("invalid token time claims")
+        if now >= claims["exp"] + self.leeway:
+            raise AuthenticationError("token expired")
+        if now < claims["nbf"] - self.leeway or now < claims["iat"] - self.leeway:
+            raise AuthenticationError("token not valid yet")
+        return claims
+
+    def verify(self, token: str, *, audience: str | None = None) -> AccessClaims:
+        """Verify an access token for ``audience`` (default our service); raise AuthenticationError if bad."""
+        audience = audience or self.service
+        claims = self._decode(token, ACCESS_TOKEN_TYPE, audience)
+        try:
+            access = from_access_claim(claims.get("access"))
+        except InvalidScopeError as e:
+            raise AuthenticationError("token has a malformed access claim") from e
+        return AccessClaims(
+            issuer=claims["iss"],
+            subject=claims["sub"],
+            audience=audience,
+            expires_at=claims["exp"],
+            not_before=claims["nbf"],
+            issued_at=claims["iat"],
+            jwt_id=claims["jti"],
+            access=tuple(access),
+        )
+
+    def verify_refresh(self, token: str, *, generation: Callable[[str], int | None]) -> RefreshClaims:
+        """Verify a refresh token; ``generation(subject)`` is the subject's current counter (None: no such user).
+
+        A token whose generation differs from the current one has been revoked.
+        """
+        claims = self._decode(token, REFRESH_TOKEN_TYPE, self.service)
+        gen = claims.get("gen")
+        if not isinstance(gen, int) or isinstance(gen, bool):
+            raise AuthenticationError("refresh token has no generation")
+        subject: str = claims["sub"]
+        current = generation(subject)
+        if current is None or current != gen:
+            raise AuthenticationError("refresh token revoked")
+        return RefreshClaims(
+            issuer=claims["iss"],
+            subject=subject,
+            audience=self.service,
+            expires_at=claims["exp"],
+            issued_at=claims["iat"],
+            jwt_id=claims["jti"],
+            generation=gen,
+        )
