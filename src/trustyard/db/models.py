@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     Float,
     ForeignKey,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -114,4 +117,78 @@ uploads = Table(
     Column("id", String(32), primary_key=True),
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+
+# -- access control (issue 3): identities, projects, memberships, robot accounts --------------------------------
+# Secrets are stored only as argon2id hashes (``auth/passwords.py``). Deleting a user, team or project removes
+# its memberships (and a project's robots) with it.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    # NULL: no local password (cannot log in with one; accounts of other identity providers)
+    Column("password_hash", String(255), nullable=True),
+    Column("is_admin", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_team_members_user", "user_id"),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("public", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=True),
+    Column("role", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("(user_id IS NULL) <> (team_id IS NULL)", name="ck_project_members_user_or_team"),
+    UniqueConstraint("project_id", "user_id", name="uq_project_members_user"),
+    UniqueConstraint("project_id", "team_id", name="uq_project_members_team"),
+    Index("ix_project_members_user", "user_id"),
+    Index("ix_project_members_team", "team_id"),
+)
+
+robots = Table(
+    "robots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    # NULL: a system robot, whose permissions apply in every project
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    Column("secret_hash", String(255), nullable=False),
+    Column("permissions", Text, nullable=False),  # JSON list of action names
+    Column("expires_at", Float, nullable=True),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_robots_project", "project_id"),
 )
