@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trustyard.errors import TrustyardError
 from trustyard.oci.digest import Digest, DigestError
-from trustyard.oci.mediatypes import IMAGE_MANIFEST_TYPES, INDEX_TYPES, SCHEMA1_TYPES, MediaType
+from trustyard.oci.mediatypes import FOREIGN_LAYER_TYPES, IMAGE_MANIFEST_TYPES, INDEX_TYPES, SCHEMA1_TYPES, MediaType
 
 
 class ManifestError(TrustyardError):
@@ -75,12 +75,7 @@ class Descriptor:
     @property
     def is_foreign(self) -> bool:
         """A non-distributable layer with URLs: its content lives elsewhere, not in the registry."""
-        return bool(self.urls) and self.media_type in {
-            MediaType.DOCKER_FOREIGN_LAYER,
-            MediaType.OCI_LAYER_NONDIST,
-            MediaType.OCI_LAYER_NONDIST_GZIP,
-            MediaType.OCI_LAYER_NONDIST_ZSTD,
-        }
+        return bool(self.urls) and self.media_type in FOREIGN_LAYER_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,10 +313,9 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
         if extra_tags:  # ?tag= pushes: the spec requires an OCI-Tag response header naming every accepted tag
             headers["OCI-Tag"] = ", ".join(extra_tags)
         return Response(status_code=201, headers=headers)
-    if method == "DELETE":
-        await run_in_threadpool(service.delete_manifest, name, reference)
-        return Response(status_code=202, headers=_headers(Content_Length="0"))
-    return _unsupported(request)
+    # DELETE: the only method left that dispatch lets through (_ALLOWED)
+    await run_in_threadpool(service.delete_manifest, name, reference)
+    return Response(status_code=202, headers=_headers(Content_Length="0"))
 
 
 async def _tags(request: Request, service: RegistryService, m: re.Match[str]) -> Response:
@@ -337,8 +336,6 @@ async def _tags(request: Request, service: RegistryService, m: re.Match[str]) ->
 
 
 async def _referrers(request: Request, service: RegistryService, m: re.Match[str]) -> Response:
-    if request.method != "GET":
-        return _unsupported(request)
     artifact_type = request.query_params.get("artifactType") or None
     body = await run_in_threadpool(service.referrers, m["name"], m["ref"], artifact_type)
     headers = _headers()
