@@ -112,19 +112,26 @@ def intersect(requested: Sequence[Scope], allowed: Iterable[Scope]) -> list[Scop
     """What may be granted: per requested resource, the requested actions that ``allowed`` covers.
 
     ``*`` in ``allowed`` covers every action; ``*`` in ``requested`` is an action of its own (only an
-    allowed ``*`` grants it). Resources with nothing granted are left out, never granted empty.
+    allowed ``*`` grants it). Resources with nothing granted are left out, never granted empty. Entries on
+    the same resource are united on both sides, so each resource appears at most once in the result.
     """
-    permitted: dict[tuple[str, str], frozenset[str]] = {}
-    for scope in allowed:
-        key = (scope.type, scope.name)
-        permitted[key] = permitted.get(key, frozenset()) | scope.actions
+    permitted = _united(allowed)
     granted: list[Scope] = []
-    for scope in requested:
-        may = permitted.get((scope.type, scope.name), frozenset())
-        actions = scope.actions if WILDCARD in may else scope.actions & may
+    for (type_, name), asked in _united(requested).items():
+        may = permitted.get((type_, name), frozenset())
+        actions = asked if WILDCARD in may else asked & may
         if actions:
-            granted.append(Scope(scope.type, scope.name, actions))
+            granted.append(Scope(type_, name, actions))
     return granted
+
+
+def _united(scopes: Iterable[Scope]) -> dict[tuple[str, str], frozenset[str]]:
+    """Actions per (type, name), united over repeated entries; insertion order is first appearance."""
+    united: dict[tuple[str, str], frozenset[str]] = {}
+    for scope in scopes:
+        key = (scope.type, scope.name)
+        united[key] = united.get(key, frozenset()) | scope.actions
+    return united
 
 
 def _quoted(value: str) -> str:
