@@ -449,10 +449,11 @@ class Layer:
     """Everything one pass over a layer learnt: its entries (last wins), whiteouts and captured contents.
 
     ``entries`` keeps the order in which paths were last written, so applying it in order reproduces what
-    sequential extraction would leave (a path written twice moves to its second position).
+    sequential extraction would leave (a path written twice moves to its second position). ``digest`` is the
+    SHA-256 of the bytes read (the blob digest); ``None`` for a layer that was never a blob (a directory).
     """
 
-    digest: Digest
+    digest: Digest | None
     compression: Compression
     compressed_size: int
     size: int

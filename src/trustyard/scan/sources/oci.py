@@ -1,0 +1,130 @@
+"""``oci:DIR[:TAG]`` and ``oci-archive:FILE[:TAG]``: an OCI image layout, as a directory or as a tar of one.
+
+Follows OCI image-spec image-layout.md: ``index.json`` names the images, ``org.opencontainers.image.ref.name``
+is the tag skopeo's ``:TAG`` selects, blobs live at ``blobs/<algorithm>/<encoded>``. Every document read is
+checked against the digest that named it; a nested index is followed to its linux/amd64 image (or its only
+image). Manifests are parsed by ``trustyard.oci.manifest``: the scanner has no manifest parser of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from trustyard.oci.digest import Digest
+from trustyard.oci.manifest import Descriptor, ImageIndex, ImageManifest, ManifestError, parse_manifest
+from trustyard.oci.mediatypes import MediaType
+from trustyard.scan.errors import SourceError
+from trustyard.scan.layers import Layer, LayerLimits, Wants
+from trustyard.scan.sources.base import (
+    Container,
+    LayerRef,
+    SourceBase,
+    container_for,
+    parse_diff_ids,
+    read_checked,
+    read_small,
+)
+
+REF_NAME: Final = "org.opencontainers.image.ref.name"
+DEFAULT_PLATFORM: Final = ("linux", "amd64")
+_MAX_NESTING: Final = 4
+
+
+def _blob_path(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+class OciLayoutSource(SourceBase):
+    """An image in an OCI layout; ``tag`` selects by ref name, else the layout must hold exactly one image."""
+
+    def __init__(self, container: Container, *, name: str, tag: str | None = None) -> None:
+        super().__init__(name)
+        self._container = container
+        try:
+            self._manifest = self._select(tag)
+            diff_ids = parse_diff_ids(self._blob(self._manifest.config), "config")
+        except BaseException:
+            container.close()
+            raise
+        self._layers = tuple(
+            LayerRef(
+                index=i,
+                location=_blob_path(d.digest),
+                digest=d.digest,
+                media_type=d.media_type,
+                size=d.size,
+                diff_id=diff_ids[i] if i < len(diff_ids) else None,
+            )
+            for i, d in enumerate(self._manifest.layers)
+        )
+
+    @classmethod
+    def open(cls, name: str, rest: str) -> OciLayoutSource:
+        """``oci:DIR[:TAG]`` or ``oci-archive:FILE[:TAG]`` (``rest`` is what follows the transport)."""
+        path, _, tag = rest.partition(":")
+        if not path:
+            raise SourceError(f"{name!r}: no layout path")
+        return cls(container_for(Path(path)), name=name, tag=tag or None)
+
+    @property
+    def manifest_digest(self) -> Digest:
+        """The digest of the selected image manifest."""
+        return self._manifest.digest
+
+    @property
+    def manifest(self) -> ImageManifest:
+        """The selected image manifest."""
+        return self._manifest
+
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+        """Stream the layer blob and check it hashes to its descriptor's digest."""
+        return read_checked(self._container, ref, wants=wants, limits=limits)
+
+    def close(self) -> None:
+        """Close the archive, if the layout is one."""
+        self._container.close()
+
+    def _blob(self, descriptor: Descriptor) -> bytes:
+        raw = read_small(self._container, _blob_path(descriptor.digest))
+        if Digest.of(raw, descriptor.digest.algorithm) != descriptor.digest:
+            raise SourceError(f"blob {descriptor.digest} does not match its digest")
+        return raw
+
+    def _parse(self, raw: bytes, media_type: str, where: str) -> ImageManifest | ImageIndex:
+        try:
+            return parse_manifest(raw, media_type)
+        except ManifestError as e:
+            raise SourceError(f"{self._name}: {where}: {e.message}") from e
+
+    def _select(self, tag: str | None) -> ImageManifest:
+        index = self._parse(read_small(self._container, "index.json"), MediaType.OCI_INDEX, "index.json")
+        if not isinstance(index, ImageIndex):
+            raise SourceError(f"{self._name}: index.json is not an image index")
+        if tag is not None:
+            chosen = [d for d in index.manifests if d.annotations.get(REF_NAME) == tag]
+            if not chosen:
+                names = sorted({d.annotations[REF_NAME] for d in index.manifests if REF_NAME in d.annotations})
+                raise SourceError(f"{self._name}: no image tagged {tag!r} (tags: {', '.join(names) or 'none'})")
+        else:
+            chosen = list(index.manifests)
+            if len(chosen) != 1:
+                raise SourceError(f"{self._name}: the layout holds {len(chosen)} images; name one with :TAG")
+        descriptor = chosen[-1]
+        for _ in range(_MAX_NESTING):
+            found = self._parse(self._blob(descriptor), descriptor.media_type, str(descriptor.digest))
+            if isinstance(found, ImageManifest):
+                return found
+            descriptor = _platform_choice(found, self._name)
+        raise SourceError(f"{self._name}: indexes nested more than {_MAX_NESTING} deep")
+
+
+def _platform_choice(index: ImageIndex, name: str) -> Descriptor:
+    """The linux/amd64 image of an index, or its only image; attestation manifests never count."""
+    images = [d for d in index.manifests if d.platform is None or d.platform.os != "unknown"]
+    for d in images:
+        if d.platform is not None and (d.platform.os, d.platform.architecture) == DEFAULT_PLATFORM:
+            return d
+    if len(images) == 1:
+        return images[0]
+    raise SourceError(f"{name}: the index has no {'/'.join(DEFAULT_PLATFORM)} image and more than one other")
