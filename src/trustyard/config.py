@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,30 @@ class Settings(BaseSettings):
     )
     login_failure_window: float = Field(
         default=300, gt=0, description="seconds over which failed logins are counted for throttling"
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="password of the first administrator 'admin', created on first start; generated and printed"
+        " once when unset",
+    )
+    insecure_anonymous_push: bool = Field(
+        default=False,
+        description="INSECURE: anyone, without credentials, may push, pull and delete everywhere (the bare"
+        " registry's behaviour); logged as a warning at every start",
+    )
+    users_create_projects: bool = Field(
+        default=True, description="any user may create projects (by pushing to a new one); else administrators only"
+    )
+    auth_cache_ttl: float = Field(
+        default=5, ge=0, le=300, description="seconds a permission decision or Basic login is reused"
+    )
+    token_realm: str | None = Field(
+        default=None,
+        description="absolute URL of the token endpoint in Bearer challenges; default from the request's host,"
+        " /auth/token (set it behind a reverse proxy)",
+    )
+    audit_flush_interval: float = Field(
+        default=1.0, gt=0, le=60, description="seconds between batched writes of request audit events"
     )
 
     @field_validator("listen")

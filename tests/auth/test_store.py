@@ -274,67 +274,67 @@ def test_a_membership_names_exactly_one_of_user_and_team(store: IdentityStore) -
 
 def test_a_robots_secret_is_returned_once_and_stored_only_hashed(store: IdentityStore) -> None:
     store.create_project("library")
-    robot, secret = store.create_robot("robot$library+ci", PULL_PUSH, project="library", expires_at=None)
+    robot, secret = store.create_robot("library-ci", PULL_PUSH, project="library", expires_at=None)
     assert robot.project == "library" and robot.permissions == PULL_PUSH and not robot.disabled
     assert len(secret) >= 43
     with store.db.read() as conn:
         row = conn.execute(select(models.robots)).one()
     assert row.secret_hash.startswith("$argon2id$")
     assert all(secret not in str(value) for value in row)
-    assert store.get_robot("robot$library+ci") == robot
-    assert store.authenticate_robot("robot$library+ci", secret) == robot
+    assert store.get_robot("library-ci") == robot
+    assert store.authenticate_robot("library-ci", secret) == robot
 
 
 def test_a_wrong_or_unknown_robot_secret_is_refused(store: IdentityStore) -> None:
-    _, secret = store.create_robot("robot$ci", {Action.PULL})
+    _, secret = store.create_robot("ci", {Action.PULL})
     with pytest.raises(AuthenticationError, match="invalid robot name or secret"):
-        store.authenticate_robot("robot$ci", secret + "x")
+        store.authenticate_robot("ci", secret + "x")
     with pytest.raises(AuthenticationError, match="invalid robot name or secret"):
-        store.authenticate_robot("robot$nobody", secret)
+        store.authenticate_robot("nobody", secret)
 
 
 def test_an_expired_robot_is_refused(store: IdentityStore) -> None:
     now = time.time()
-    _, secret = store.create_robot("robot$ci", {Action.PULL}, expires_at=now + 60)
-    assert store.authenticate_robot("robot$ci", secret, now=now).name == "robot$ci"
+    _, secret = store.create_robot("ci", {Action.PULL}, expires_at=now + 60)
+    assert store.authenticate_robot("ci", secret, now=now).name == "ci"
     with pytest.raises(AuthenticationError, match="expired"):
-        store.authenticate_robot("robot$ci", secret, now=now + 60)
-    store.set_robot_expiry("robot$ci", now - 1)
+        store.authenticate_robot("ci", secret, now=now + 60)
+    store.set_robot_expiry("ci", now - 1)
     with pytest.raises(AuthenticationError, match="expired"):
-        store.authenticate_robot("robot$ci", secret)
-    store.set_robot_expiry("robot$ci", None)
-    store.authenticate_robot("robot$ci", secret, now=now + 10**9)
+        store.authenticate_robot("ci", secret)
+    store.set_robot_expiry("ci", None)
+    store.authenticate_robot("ci", secret, now=now + 10**9)
 
 
 def test_a_disabled_robot_is_refused_until_enabled(store: IdentityStore) -> None:
-    _, secret = store.create_robot("robot$ci", {Action.PULL})
-    store.set_robot_disabled("robot$ci")
+    _, secret = store.create_robot("ci", {Action.PULL})
+    store.set_robot_disabled("ci")
     with pytest.raises(AuthenticationError, match="disabled"):
-        store.authenticate_robot("robot$ci", secret)
-    store.set_robot_disabled("robot$ci", False)
-    store.authenticate_robot("robot$ci", secret)
+        store.authenticate_robot("ci", secret)
+    store.set_robot_disabled("ci", False)
+    store.authenticate_robot("ci", secret)
 
 
 def test_rotating_a_robots_secret_retires_the_old_one(store: IdentityStore) -> None:
-    _, old = store.create_robot("robot$ci", {Action.PULL})
-    new = store.rotate_robot_secret("robot$ci")
+    _, old = store.create_robot("ci", {Action.PULL})
+    new = store.rotate_robot_secret("ci")
     assert new != old
     with pytest.raises(AuthenticationError):
-        store.authenticate_robot("robot$ci", old)
-    store.authenticate_robot("robot$ci", new)
+        store.authenticate_robot("ci", old)
+    store.authenticate_robot("ci", new)
 
 
 def test_system_and_project_robots_are_listed_apart_and_go_with_their_project(store: IdentityStore) -> None:
     store.create_project("library")
-    store.create_robot("robot$system", {Action.PULL})
-    store.create_robot("robot$library+ci", PULL_PUSH, project="library")
-    assert [(r.name, r.project) for r in store.list_robots()] == [("robot$system", None)]
-    assert [r.name for r in store.list_robots("library")] == ["robot$library+ci"]
+    store.create_robot("system", {Action.PULL})
+    store.create_robot("library-ci", PULL_PUSH, project="library")
+    assert [(r.name, r.project) for r in store.list_robots()] == [("system", None)]
+    assert [r.name for r in store.list_robots("library")] == ["library-ci"]
     with pytest.raises(IdentityExistsError):
-        store.create_robot("robot$system", {Action.PULL})
+        store.create_robot("system", {Action.PULL})
     store.delete_project("library")
-    assert store.get_robot("robot$library+ci") is None
-    store.delete_robot("robot$system")
+    assert store.get_robot("library-ci") is None
+    store.delete_robot("system")
     assert store.list_robots() == []
 
 
@@ -344,8 +344,8 @@ def test_system_and_project_robots_are_listed_apart_and_go_with_their_project(st
 )
 def test_a_robot_gets_only_robot_actions(store: IdentityStore, permissions: set[Action]) -> None:
     with pytest.raises(AuthError, match="robot account"):
-        store.create_robot("robot$bad", permissions)
-    assert store.get_robot("robot$bad") is None
+        store.create_robot("bad", permissions)
+    assert store.get_robot("bad") is None
 
 
 # -- the first administrator -----------------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def _migrate(db: Database, *, to: str, down: bool = False) -> None:
         conn.commit()
 
 
-def test_migration_0002_upgrades_a_database_holding_0001_data_and_downgrades_cleanly(database_url: str) -> None:
+def test_migrations_upgrade_a_database_holding_0001_data_and_downgrade_cleanly(database_url: str) -> None:
     db = Database(database_url, migrate=False)
     try:
         _migrate(db, to="0001")
@@ -414,16 +414,23 @@ def test_migration_0002_upgrades_a_database_holding_0001_data_and_downgrades_cle
         )
         db.migrate()
         with db.read() as conn:
-            assert [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))] == ["0002"]
-            assert {"users", "teams", "team_members", "projects", "project_members", "robots"} <= set(
+            assert [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))] == ["0003"]
+            assert {"users", "teams", "team_members", "projects", "project_members", "robots", "audit_events"} <= set(
                 inspect(conn).get_table_names()
             )
         record = MetadataStore(db).resolve_tag("library/app", "v1")
         assert record is not None and record.digest == manifest
         store = IdentityStore(db)
         assert store.bootstrap_admin("pw") is None
-        store.create_project("library")
+        upgraded = store.get_project("library")  # 0003 gives repositories pushed before access control a project
+        assert upgraded is not None and not upgraded.public
         store.set_member("library", Role.PROJECT_ADMIN, user=ADMIN_NAME)
+        assert store.role_of(ADMIN_NAME, "library") is Role.PROJECT_ADMIN
+        assert store.token_generation(ADMIN_NAME) == 0
+        _migrate(db, to="0002", down=True)
+        with db.read() as conn:
+            assert "audit_events" not in inspect(conn).get_table_names()
+            assert "token_generation" not in {c["name"] for c in inspect(conn).get_columns("users")}
         assert store.role_of(ADMIN_NAME, "library") is Role.PROJECT_ADMIN
         _migrate(db, to="0001", down=True)
         with db.read() as conn:

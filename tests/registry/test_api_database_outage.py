@@ -55,7 +55,9 @@ MANIFEST = json.dumps(
 @pytest.fixture
 async def http(postgresql_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app over a fresh PostgreSQL database."""
-    settings = load_settings(data_dir=tmp_path / "data", database_url=postgresql_url, fsync=False)
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=postgresql_url, fsync=False, insecure_anonymous_push=True
+    )
     service = create_registry(settings)
     transport = httpx.ASGITransport(app=create_app(settings, registry=service), raise_app_exceptions=False)
     try:

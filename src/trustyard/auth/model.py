@@ -9,6 +9,7 @@ Not here: which role may do what (``roles.py``), how a caller proves who they ar
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -102,6 +103,14 @@ class Robot:
     expires_at: float | None
     disabled: bool
     created_at: float
+    repositories: tuple[str, ...] | None = None
+    """fnmatch patterns over full repository names the permissions are limited to; ``None``: all in scope."""
+
+    def covers(self, repository: str) -> bool:
+        """Whether this robot's permissions apply to ``repository`` (its project and its patterns)."""
+        if self.project is not None and repository.split("/", 1)[0] != self.project:
+            return False
+        return self.repositories is None or any(fnmatch.fnmatchcase(repository, p) for p in self.repositories)
 
     def is_expired(self, now: float) -> bool:
         """Whether the robot's expiry has passed at ``now`` (epoch seconds); ``None`` never expires."""

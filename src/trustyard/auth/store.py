@@ -11,10 +11,12 @@ rules), checking a user's password (``providers.py``), tokens, throttling, audit
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
 
 from sqlalchemy import Connection, Row, delete, func, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,6 +58,7 @@ def _robot(row: Row[Any], project: str | None) -> Robot:
         name=row.name,
         project=project,
         permissions=frozenset(Action(a) for a in json.loads(row.permissions)),
+        repositories=None if row.repositories is None else tuple(json.loads(row.repositories)),
         expires_at=row.expires_at,
         disabled=bool(row.disabled),
         created_at=row.created_at,
@@ -79,12 +82,48 @@ _PROJECT_NAME_RULE = (
 
 _ROBOT_COLUMNS = (*robots.c, projects.c.name.label("project_name"))
 
+ROBOT_PREFIX: Final = "robot$"
+"""How a robot account is named where a user name could stand (Basic auth, token subjects): ``robot$ci``."""
+
+_ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
+_ROBOT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,254}")
+_PATTERN: Final = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}")
+
+
+def _check_name(name: str, what: str, rule: re.Pattern[str] = _ACCOUNT_NAME) -> None:
+    """User, team and robot names: no ':' (Basic auth), '$' (robot prefix), spaces or control characters."""
+    if not rule.fullmatch(name):
+        allowed = "letters, digits, '.', '_', '@' and '-'" if rule is _ACCOUNT_NAME else "a-z, 0-9, '.', '_', '-'"
+        raise AuthError(f"invalid {what} name {name[:100]!r}: use {allowed}, starting with a letter or digit")
+
+
+def _patterns(repositories: Iterable[str] | None) -> str | None:
+    if repositories is None:
+        return None
+    chosen = sorted(set(repositories))
+    if not chosen:
+        raise AuthError("a robot limited to repositories needs at least one repository pattern")
+    for pattern in chosen:
+        if not _PATTERN.fullmatch(pattern):
+            raise AuthError(f"invalid repository pattern {pattern[:100]!r}: use a-z, 0-9, '._/-' and * ? [ ]")
+    return json.dumps(chosen)
+
 
 class IdentityStore:
     """Users, teams, projects, memberships and robots in SQL; thread-safe (one connection per call)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.version = 0
+        """Bumped after every change made through this object: caches of permissions compare it."""
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.db.write() as conn:
+                yield conn
+        finally:
+            self.version += 1
 
     def _insert(self, table: Any) -> Any:
         return sqlite.insert(table) if self.db.is_sqlite else postgresql.insert(table)
@@ -104,7 +143,7 @@ class IdentityStore:
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(*table.c)
         )
-        with self.db.write() as conn:
+        with self._write() as conn:
             row = conn.execute(stmt).first()
         if row is None:
             raise IdentityExistsError(f"a {what} named {name!r} exists already")
@@ -116,6 +155,7 @@ class IdentityStore:
         self, name: str, *, email: str | None = None, password: str | None = None, is_admin: bool = False
     ) -> User:
         """A new, enabled user; without ``password`` it cannot log in with a local password."""
+        _check_name(name, "user")
         hashed = None if password is None else hash_secret(password)
         row = self._create(users, "user", name, email=email, password_hash=hashed, is_admin=is_admin, disabled=False)
         return _user(row)
@@ -138,21 +178,32 @@ class IdentityStore:
         return None if row is None else (_user(row), row.password_hash)
 
     def _update_user(self, name: str, **values: object) -> None:
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(update(users).where(users.c.name == name).values(**values)).rowcount:
                 raise UnknownIdentityError(f"no user named {name!r}")
 
     def set_password(self, name: str, password: str | None) -> None:
-        """Replace the user's password (``None`` removes it: no local login)."""
-        self._update_user(name, password_hash=None if password is None else hash_secret(password))
+        """Replace the user's password (``None`` removes it: no local login); revokes its refresh tokens."""
+        hashed = None if password is None else hash_secret(password)
+        self._update_user(name, password_hash=hashed, token_generation=users.c.token_generation + 1)
+
+    def token_generation(self, name: str) -> int | None:
+        """The user's refresh-token generation (``None``: no such user, or disabled)."""
+        with self.db.read() as conn:
+            row = conn.execute(select(users.c.token_generation, users.c.disabled).where(users.c.name == name)).first()
+        return None if row is None or row.disabled else int(row.token_generation)
+
+    def revoke_tokens(self, name: str) -> None:
+        """Make every refresh token issued to the user so far stop working."""
+        self._update_user(name, token_generation=users.c.token_generation + 1)
 
     def set_password_hash(self, name: str, hashed: str) -> None:
         """Store an already computed hash (an identity provider re-hashing with today's parameters)."""
         self._update_user(name, password_hash=hashed)
 
     def set_user_disabled(self, name: str, disabled: bool = True) -> None:
-        """Disable (or enable again) a user; a disabled user cannot authenticate."""
-        self._update_user(name, disabled=disabled)
+        """Disable (or enable again) a user; a disabled user cannot authenticate (refresh tokens revoked)."""
+        self._update_user(name, disabled=disabled, token_generation=users.c.token_generation + 1)
 
     def set_admin(self, name: str, is_admin: bool) -> None:
         """Make a user a system administrator, or no longer one."""
@@ -160,7 +211,7 @@ class IdentityStore:
 
     def delete_user(self, name: str) -> None:
         """Delete a user with its team and project memberships."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(delete(users).where(users.c.name == name)).rowcount:
                 raise UnknownIdentityError(f"no user named {name!r}")
 
@@ -175,7 +226,7 @@ class IdentityStore:
         generated = new_secret() if password is None else None
         hashed = hash_secret(password if password is not None else str(generated))
         now = time.time()
-        with self.db.write() as conn:
+        with self._write() as conn:
             if conn.execute(select(func.count()).select_from(users)).scalar_one():
                 return None
             created = conn.execute(
@@ -190,6 +241,7 @@ class IdentityStore:
 
     def create_team(self, name: str) -> Team:
         """A new, empty team."""
+        _check_name(name, "team")
         row = self._create(teams, "team", name)
         return Team(id=row.id, name=row.name, created_at=row.created_at)
 
@@ -201,13 +253,13 @@ class IdentityStore:
 
     def delete_team(self, name: str) -> None:
         """Delete a team; its members lose the roles they had through it."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(delete(teams).where(teams.c.name == name)).rowcount:
                 raise UnknownIdentityError(f"no team named {name!r}")
 
     def add_team_member(self, team: str, user: str) -> None:
         """Add a user to a team (no change if already in it)."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             tid = self._id(conn, teams, team, "team")
             uid = self._id(conn, users, user, "user")
             conn.execute(
@@ -218,7 +270,7 @@ class IdentityStore:
 
     def remove_team_member(self, team: str, user: str) -> bool:
         """Remove a user from a team; whether they were in it."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             tid = self._id(conn, teams, team, "team")
             uid = self._id(conn, users, user, "user")
             result = conn.execute(
@@ -265,13 +317,13 @@ class IdentityStore:
 
     def set_project_public(self, name: str, public: bool) -> None:
         """Make a project public (anonymous pull) or private."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(update(projects).where(projects.c.name == name).values(public=public)).rowcount:
                 raise UnknownIdentityError(f"no project named {name!r}")
 
     def delete_project(self, name: str) -> None:
         """Delete a project with its memberships and robot accounts (its repositories are not touched here)."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(delete(projects).where(projects.c.name == name)).rowcount:
                 raise UnknownIdentityError(f"no project named {name!r}")
 
@@ -281,7 +333,7 @@ class IdentityStore:
         """Give a user or a team (exactly one) ``role`` in ``project``, replacing any role it had there."""
         member = Membership(project=project, role=Role(role), user=user, team=team)
         now = time.time()
-        with self.db.write() as conn:
+        with self._write() as conn:
             pid = self._id(conn, projects, project, "project")
             if member.user is not None:
                 key, value = "user_id", self._id(conn, users, member.user, "user")
@@ -296,7 +348,7 @@ class IdentityStore:
     def remove_member(self, project: str, *, user: str | None = None, team: str | None = None) -> bool:
         """Take a user's or team's membership of ``project`` away; whether it had one."""
         Membership(project=project, role=Role.GUEST, user=user, team=team)  # validates exactly one of them
-        with self.db.write() as conn:
+        with self._write() as conn:
             pid = self._id(conn, projects, project, "project")
             if user is not None:
                 cond = project_members.c.user_id == self._id(conn, users, user, "user")
@@ -351,16 +403,20 @@ class IdentityStore:
         *,
         project: str | None = None,
         expires_at: float | None = None,
+        repositories: Iterable[str] | None = None,
     ) -> tuple[Robot, str]:
         """A new robot account and its secret, returned this once (only its hash is stored).
 
         ``project`` ``None`` makes a system robot; ``permissions`` is a non-empty subset of
-        ``model.ROBOT_ACTIONS``; ``expires_at`` (epoch seconds) ``None`` never expires.
+        ``model.ROBOT_ACTIONS``; ``expires_at`` (epoch seconds) ``None`` never expires; ``repositories``
+        (fnmatch patterns over full repository names, e.g. ``team/app-*``) limits the permissions further.
         """
+        _check_name(name, "robot", _ROBOT_NAME)
         chosen = _permissions(permissions)
+        patterns = _patterns(repositories)
         secret = new_secret()
         hashed = hash_secret(secret)
-        with self.db.write() as conn:
+        with self._write() as conn:
             pid = None if project is None else self._id(conn, projects, project, "project")
             row = conn.execute(
                 self._insert(robots)
@@ -369,6 +425,7 @@ class IdentityStore:
                     project_id=pid,
                     secret_hash=hashed,
                     permissions=chosen,
+                    repositories=patterns,
                     expires_at=expires_at,
                     disabled=False,
                     created_at=time.time(),
@@ -399,7 +456,7 @@ class IdentityStore:
         return [_robot(r, r.project_name) for r in rows]
 
     def _update_robot(self, name: str, **values: object) -> None:
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(update(robots).where(robots.c.name == name).values(**values)).rowcount:
                 raise UnknownIdentityError(f"no robot named {name!r}")
 
@@ -413,13 +470,19 @@ class IdentityStore:
         """Disable (or enable again) a robot account."""
         self._update_robot(name, disabled=disabled)
 
+    def set_robot_permissions(
+        self, name: str, permissions: Iterable[Action], repositories: Iterable[str] | None = None
+    ) -> None:
+        """Replace a robot's permissions and repository patterns (``None``: every repository in its scope)."""
+        self._update_robot(name, permissions=_permissions(permissions), repositories=_patterns(repositories))
+
     def set_robot_expiry(self, name: str, expires_at: float | None) -> None:
         """Change when a robot expires (``None``: never)."""
         self._update_robot(name, expires_at=expires_at)
 
     def delete_robot(self, name: str) -> None:
         """Delete a robot account."""
-        with self.db.write() as conn:
+        with self._write() as conn:
             if not conn.execute(delete(robots).where(robots.c.name == name)).rowcount:
                 raise UnknownIdentityError(f"no robot named {name!r}")
 

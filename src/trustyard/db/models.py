@@ -135,6 +135,8 @@ users = Table(
     Column("is_admin", Boolean, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    # bumped on password change, disable and admin change: every refresh token issued before stops working
+    Column("token_generation", Integer, nullable=False, server_default="0"),
 )
 
 teams = Table(
@@ -187,8 +189,30 @@ robots = Table(
     Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
     Column("secret_hash", String(255), nullable=False),
     Column("permissions", Text, nullable=False),  # JSON list of action names
+    # JSON list of repository-name patterns (fnmatch) the permissions are limited to; NULL: every repository
+    Column("repositories", Text, nullable=True),
     Column("expires_at", Float, nullable=True),
     Column("disabled", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_robots_project", "project_id"),
+)
+
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # append-only: migration 0003 adds triggers that refuse UPDATE and DELETE on both databases
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),  # user name, robot$name, "" for anonymous, cli:<unix user>
+    Column("action", String(64), nullable=False),  # e.g. pull, push, delete, login, token, member.set
+    Column("project", String(255), nullable=True),
+    Column("repository", String(255), nullable=True),
+    Column("target", String(512), nullable=True),  # tag, digest, user or robot name the action was on
+    Column("result", String(16), nullable=False),  # success | failure | denied
+    Column("address", String(64), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON object with anything else worth keeping
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_actor", "actor", "at"),
+    Index("ix_audit_events_project", "project", "at"),
 )

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trustyard.auth.service import AccessControl
 from trustyard.config import Settings
 from trustyard.db.engine import Database
 from trustyard.errors import TrustyardError
@@ -93,9 +94,12 @@ def create_registry(settings: Settings) -> RegistryService:
     return RegistryService(db=db, store=store, max_manifest_size=settings.max_manifest_size)
 
 
-def create_app(settings: Settings, *, registry: RegistryService | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, registry: RegistryService | None = None, access: AccessControl | None = None
+) -> Starlette:
     """The registry's ASGI application."""
     service = registry or create_registry(settings)
+    control = access or AccessControl.from_settings(settings, service.db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,6 +112,8 @@ def create_app(settings: Settings, *, registry: RegistryService | None = None) -
                 upload_expiry=settings.upload_expiry,
             )
             task = asyncio.create_task(gc.run_every(settings.gc_interval))
+        control.audit.start()
+        control.warn_if_insecure()
         log.info("registry ready", extra={"listen": settings.listen, "data_dir": str(settings.data_dir)})
         try:
             yield
@@ -116,10 +122,15 @@ def create_app(settings: Settings, *, registry: RegistryService | None = None) -
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            try:
+                control.audit.close()
+            except SQLAlchemyError as e:
+                log.error("audit events could not be written at shutdown: %s", e)
             service.db.dispose()
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _unexpected})
     app.state.registry = service
+    app.state.access = control
     app.state.settings = settings
     return app
 

@@ -17,11 +17,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from trustyard.auth.audit import AuditEvent
+from trustyard.auth.authenticator import Caller
+from trustyard.auth.model import Action
+from trustyard.auth.policy import ANONYMOUS, Principal, project_of
+from trustyard.auth.scopes import Scope
+from trustyard.auth.service import AccessControl
 from trustyard.oci.mediatypes import INDEX_TYPES, MediaType
-from trustyard.oci.reference import is_tag
+from trustyard.oci.reference import InvalidReferenceError, is_tag, validate_name
+from trustyard.registry.api.access import TOKEN_PATH, RefusalError, authenticate, authorize, client_address, refuse
 from trustyard.registry.api.errors import BASE_HEADERS, error_response, registry_error_response
 from trustyard.registry.api.openapi import openapi
-from trustyard.registry.errors import BlobUploadInvalidError, RegistryError, SizeInvalidError
+from trustyard.registry.api.token import token_endpoint
+from trustyard.registry.errors import BlobUploadInvalidError, NameInvalidError, RegistryError, SizeInvalidError
 from trustyard.registry.service import RegistryService
 
 _PATH: Final = re.compile(
@@ -111,24 +119,62 @@ def _accepts(request: Request, media_type: str) -> bool:
 
 
 async def base(request: Request) -> Response:
-    """end-1: the API version check."""
+    """end-1: the API version check; a 401 challenge tells clients to log in (unless the registry is open)."""
+    access: AccessControl = request.app.state.access
+    head = request.method == "HEAD"
+    try:
+        caller = await authenticate(request, access)
+        if caller.principal.anonymous and not access.settings.insecure_anonymous_push:
+            raise refuse(request, access, 401, "UNAUTHORIZED", "authentication required")
+    except RefusalError as e:
+        return e.response(head=head)
     return Response(b"{}", media_type="application/json", headers=_headers())
 
 
 async def catalog(request: Request) -> Response:
-    """List repositories, paginated with ``n`` and ``last`` and a ``Link`` to the next page."""
+    """List the repositories the caller may list, paginated with ``n`` and ``last`` and a ``Link`` onwards."""
     service: RegistryService = request.app.state.registry
+    access: AccessControl = request.app.state.access
+    try:
+        caller = await authenticate(request, access)
+        if not caller.token_grants("registry", "catalog", "*"):
+            raise refuse(
+                request,
+                access,
+                401,
+                "UNAUTHORIZED",
+                "the token does not grant the catalog; request registry:catalog:*",
+                scopes=(Scope.of("registry", "catalog", "*"),),
+                error="insufficient_scope",
+            )
+    except RefusalError as e:
+        return e.response()
     try:
         n, last = _page(request)
     except _PaginationError as e:
         return error_response("PAGINATION_NUMBER_INVALID", f"invalid n {e.value[:20]!r}", 400)
-    names = await run_in_threadpool(service.catalog, n + 1, last)
+    names = await run_in_threadpool(_visible_catalog, service, access, caller.principal, n + 1, last)
     headers = _headers()
     if len(names) > n:
         names = names[:n]
         if names:
             headers["Link"] = f'</v2/_catalog?{urlencode({"n": n, "last": names[-1]})}>; rel="next"'
     return JSONResponse({"repositories": names}, headers=headers)
+
+
+def _visible_catalog(
+    service: RegistryService, access: AccessControl, principal: Principal, limit: int, last: str | None
+) -> list[str]:
+    """Up to ``limit`` repository names after ``last`` in projects ``principal`` may list."""
+    policy = access.policy
+    visible: list[str] = []
+    while len(visible) < limit:
+        names = service.catalog(MAX_PAGE, last)
+        visible += [n for n in names if Action.LIST in policy.actions(principal, n)]
+        if len(names) < MAX_PAGE:
+            break
+        last = names[-1]
+    return visible[:limit]
 
 
 async def _blob(request: Request, service: RegistryService, m: re.Match[str]) -> Response:
@@ -178,10 +224,25 @@ async def _blob(request: Request, service: RegistryService, m: re.Match[str]) ->
     )
 
 
+async def _may_pull(request: Request, source: str) -> bool:
+    """Whether the caller may read ``source`` (a mount's ``from``): a mount must never leak a blob."""
+    access: AccessControl = request.app.state.access
+    caller: Caller = request.state.caller
+    try:
+        validate_name(source)
+    except InvalidReferenceError:
+        return False
+    try:
+        await authorize(request, access, caller, source, (Action.PULL,))
+    except RefusalError:
+        return False
+    return True
+
+
 async def _start_upload(request: Request, service: RegistryService, name: str) -> Response:
     params = request.query_params
     mount, source = params.get("mount"), params.get("from")
-    if mount and source:
+    if mount and source and await _may_pull(request, source):
         mounted: bool = await run_in_threadpool(service.mount_blob, name, mount, source)
         if mounted:
             return Response(
@@ -355,14 +416,78 @@ _ALLOWED: Final[dict[str, frozenset[str]]] = {
 }
 
 
+def _needed(method: str, m: re.Match[str]) -> tuple[Action, ...]:
+    """The registry actions a request needs on its repository."""
+    if m["upload"] is not None:
+        return (Action.PUSH,)
+    if m["tags"]:
+        return (Action.PULL, Action.LIST)
+    if method in ("GET", "HEAD"):
+        return (Action.PULL,)
+    if method == "DELETE":
+        return (Action.MANAGE_TAGS,) if m["kind"] == "manifests" and is_tag(m["ref"]) else (Action.DELETE,)
+    return (Action.PUSH,)
+
+
+def _audited(request: Request, m: re.Match[str]) -> str | None:
+    """The audit action of a request worth recording (manifest pulls, pushes, deletes), else ``None``."""
+    method, kind = request.method, m["kind"]
+    if kind == "manifests":
+        return {"GET": "pull", "PUT": "push", "DELETE": "delete"}.get(method)
+    if kind == "blobs" and method == "DELETE":
+        return "delete"
+    return None
+
+
+def _audit(request: Request, m: re.Match[str], action: str, result: str, principal: Principal, **detail: str) -> None:
+    access: AccessControl = request.app.state.access
+    name = m["name"]
+    access.audit.record(
+        AuditEvent(
+            principal.subject,
+            action,
+            result,
+            project=project_of(name),
+            repository=name,
+            target=m["ref"],
+            address=client_address(request),
+            detail=detail or None,
+        )
+    )
+
+
 async def dispatch(request: Request) -> Response:
-    """Route ``/v2/<name>/...`` by regular expression and map registry errors."""
+    """Route ``/v2/<name>/...`` by regular expression, authorize, and map registry errors."""
     service: RegistryService = request.app.state.registry
+    access: AccessControl = request.app.state.access
     path: str = request.scope["path"]  # not request.url: building a URL object costs ~6% of a manifest GET
     m = _PATH.match(path)
     head = request.method == "HEAD"
     if m is None:
         return error_response("UNSUPPORTED", f"no such endpoint {quote(path[:200])}", 404, head=head)
+    audited = _audited(request, m)
+    caller = Caller(ANONYMOUS)
+    try:
+        caller = await authenticate(request, access)
+        request.state.caller = caller
+        try:
+            validate_name(m["name"])
+        except InvalidReferenceError as e:
+            raise NameInvalidError(e.message, {"name": m["name"][:300]}) from None
+        principal = await authorize(request, access, caller, m["name"], _needed(request.method, m))
+    except RefusalError as e:
+        if audited and e.status == 403:
+            _audit(request, m, audited, "denied", caller.principal, reason=e.message)
+        return e.response(head=head)
+    except RegistryError as e:
+        return registry_error_response(e, head=head)
+    response = await _route(request, service, m, head)
+    if audited and response.status_code < 300:
+        _audit(request, m, audited, "success", principal)
+    return response
+
+
+async def _route(request: Request, service: RegistryService, m: re.Match[str], head: bool) -> Response:
     try:
         if m["upload"] is not None:
             return await _upload(request, service, m)
@@ -388,6 +513,7 @@ async def openapi_document(request: Request) -> Response:
 ALL_METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 routes = [
+    Route(TOKEN_PATH, token_endpoint, methods=["GET", "POST"]),
     Route("/v2/", base, methods=["GET", "HEAD"]),
     Route("/v2", base, methods=["GET", "HEAD"]),
     Route("/v2/_catalog", catalog, methods=["GET"]),
