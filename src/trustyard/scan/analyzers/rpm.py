@@ -1,0 +1,76 @@
+"""RPM packages from the SQLite rpmdb (``var/lib/rpm/rpmdb.sqlite``, ``usr/lib/sysimage/rpm/rpmdb.sqlite``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from trustyard.scan.analyzers.base import OS_RELEASE_PATHS, distro_qualifier, os_purl, os_release
+from trustyard.scan.model import Component, ComponentType, PackageFile
+from trustyard.scan.parsers.rpm import RpmPackage, parse_sqlite_rpmdb
+
+DATABASES: Final = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+
+
+def _source(source_rpm: str | None) -> tuple[str | None, str | None]:
+    """``bash-5.1.8-1.cm2.src.rpm`` -> (``bash``, ``5.1.8-1.cm2``): name-version-release split from the right."""
+    if not source_rpm or not source_rpm.endswith(".rpm"):
+        return None, None
+    stem = source_rpm.removesuffix(".rpm").rpartition(".")[0]  # drop the arch (src, nosrc)
+    name_version, _, release = stem.rpartition("-")
+    name, _, version = name_version.rpartition("-")
+    if not name or not version or not release:
+        return None, None
+    return name, f"{version}-{release}"
+
+
+class RpmAnalyzer:
+    """Installed rpm packages; the version is rpm's ``[epoch:]version-release``."""
+
+    name: Final = "rpm"
+    version: Final = 1
+
+    def wants(self, path: str) -> bool:
+        """The SQLite database and os-release (for the purl)."""
+        return path in DATABASES or path in OS_RELEASE_PATHS
+
+    def analyze(self, files: Mapping[str, bytes]) -> Sequence[Component]:
+        """One component per header in the first database found."""
+        path = next((p for p in DATABASES if p in files), None)
+        if path is None:
+            return []
+        release = os_release(files)
+        return [
+            self._component(p, path, release.id if release else None, distro_qualifier(release))
+            for p in parse_sqlite_rpmdb(files[path])
+        ]
+
+    def _component(self, package: RpmPackage, evidence: str, namespace: str | None, distro: str | None) -> Component:
+        epoch = str(package.epoch) if package.epoch is not None else None
+        version = f"{package.version}-{package.release}"
+        purl = os_purl(
+            "rpm",
+            namespace,
+            package.name,
+            version,
+            arch=package.arch,
+            epoch=epoch,
+            distro=distro,
+            upstream=package.source_rpm,
+        )
+        source_name, source_version = _source(package.source_rpm)
+        extra = tuple((k, v) for k, v in (("source_rpm", package.source_rpm), ("vendor", package.vendor)) if v)
+        return Component(
+            type=ComponentType.RPM,
+            name=package.name,
+            version=package.evr,
+            purl=purl,
+            arch=package.arch,
+            source_name=source_name,
+            source_version=source_version,
+            licenses=(package.license,) if package.license else (),
+            evidence=evidence,
+            files=tuple(PackageFile(f.path, f.digest) for f in package.files),
+            found_by=self.name,
+            extra=extra,
+        )
