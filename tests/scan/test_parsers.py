@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import struct
+from functools import cache
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scan.shared import MARINER_ROOTFS
+from trustyard.scan.layers import read_layer
 from trustyard.scan.parsers.apk import ApkError, parse_installed
 from trustyard.scan.parsers.dpkg import DpkgError, parse_list, parse_md5sums, parse_status
 from trustyard.scan.parsers.osrelease import parse_os_release
@@ -304,3 +307,21 @@ def test_fuzz_rpm_header_corrupted(flips: list[tuple[int, int]]) -> None:
 def test_fuzz_rpm_sqlite(data: bytes) -> None:
     with contextlib.suppress(RpmError):
         parse_sqlite_rpmdb(b"SQLite format 3\x00" + data)
+
+
+@cache
+def mariner_rpmdb() -> bytes:
+    """The real rpmdb.sqlite of the shared CBL-Mariner fixture, read from its tar without extracting."""
+    with MARINER_ROOTFS.open("rb") as f:
+        layer = read_layer(f, wants=lambda p: p == "var/lib/rpm/rpmdb.sqlite")
+    return layer.contents["var/lib/rpm/rpmdb.sqlite"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 << 20), st.integers(0, 255)), min_size=1, max_size=16))
+def test_fuzz_real_rpmdb_corrupted(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(mariner_rpmdb())
+    for offset, value in flips:
+        data[offset % len(data)] = value
+    with contextlib.suppress(RpmError):
+        parse_sqlite_rpmdb(bytes(data))

@@ -348,6 +348,7 @@ class LayerStream:
         # does not grow with the number of entries.
         seen: list[tarfile.TarInfo] = vars(tar)["members"]
         hashes: dict[str, tuple[str, int]] = {}
+        declared = 0
         while True:
             try:
                 member = tar.next()
@@ -363,6 +364,10 @@ class LayerStream:
             if item is None:
                 continue
             if item.type is EntryType.FILE:
+                # Sparse members expand without passing through the guarded stream: count declared sizes too.
+                declared += item.size
+                if declared > self.limits.max_total_size:
+                    raise LayerLimitError(f"layer files add up to more than {self.limits.max_total_size} bytes")
                 sha256, content = self._read_file(tar, member, item.path)
                 hashes[item.path] = (sha256, item.size)
                 yield replace(item, sha256=sha256), content
