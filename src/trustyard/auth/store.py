@@ -205,6 +205,10 @@ class IdentityStore:
         """Disable (or enable again) a user; a disabled user cannot authenticate (refresh tokens revoked)."""
         self._update_user(name, disabled=disabled, token_generation=users.c.token_generation + 1)
 
+    def set_email(self, name: str, email: str | None) -> None:
+        """Change (or, with ``None``, remove) a user's e-mail address."""
+        self._update_user(name, email=email)
+
     def set_admin(self, name: str, is_admin: bool) -> None:
         """Make a user a system administrator, or no longer one."""
         self._update_user(name, is_admin=is_admin)
@@ -250,6 +254,12 @@ class IdentityStore:
         with self.db.read() as conn:
             row = conn.execute(select(teams).where(teams.c.name == name)).first()
         return None if row is None else Team(id=row.id, name=row.name, created_at=row.created_at)
+
+    def list_teams(self) -> list[Team]:
+        """Every team, by name."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(teams).order_by(teams.c.name)).all()
+        return [Team(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
 
     def delete_team(self, name: str) -> None:
         """Delete a team; its members lose the roles they had through it."""

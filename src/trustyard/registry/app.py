@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trustyard.auth.api import routes as management_routes
 from trustyard.auth.service import AccessControl
 from trustyard.config import Settings
 from trustyard.db.engine import Database
@@ -128,7 +129,7 @@ def create_app(
                 log.error("audit events could not be written at shutdown: %s", e)
             service.db.dispose()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: _unexpected})
+    app = Starlette(routes=routes + management_routes, lifespan=lifespan, exception_handlers={Exception: _unexpected})
     app.state.registry = service
     app.state.access = control
     app.state.settings = settings
