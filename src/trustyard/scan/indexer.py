@@ -10,22 +10,27 @@ what gives a per-layer inventory.
 A package database an analyzer cannot read is a warning in the report, not the end of the scan: the other
 analyzers' results still stand. Layer and source errors end the scan (``ScanError``).
 
-Not yet here: the cache of layer analyses by digest and analyzer versions, and analyzers that need to read
-large files as they stream (binaries, archives) rather than from captured contents.
+With a ``LayerCache``, a layer whose digest is known before it is read (every manifest-based source) is
+looked up by that digest and the analyzer set's fingerprint first; a hit replays the cached ``Layer``
+without touching the blob, a miss reads it and stores the result. A root file system has no digest until it
+is read, so it is never cached. An ``IndexObserver`` hears when each layer starts and ends (the CLI's
+progress bar).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from trustyard.oci.digest import Digest
 from trustyard.scan.analyzers import ANALYZERS, Analyzer, registry
+from trustyard.scan.cache import LayerCache, fingerprint
 from trustyard.scan.errors import ScanError
 from trustyard.scan.image import ImageFile, ImageView
-from trustyard.scan.layers import LayerLimits
+from trustyard.scan.layers import Layer, LayerLimits
 from trustyard.scan.model import Component
-from trustyard.scan.sources.base import ImageSource
+from trustyard.scan.sources.base import ImageSource, LayerRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,7 @@ class LayerSummary:
     entries: int
     whiteouts: int
     components: tuple[Component, ...]
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,25 +59,68 @@ class IndexReport:
     warnings: tuple[str, ...]
 
 
-class Indexer:
-    """Runs a set of analyzers over an image source within the given layer limits."""
+class IndexObserver(Protocol):
+    """Told about each layer as the indexer works through them (a progress display)."""
 
-    def __init__(self, *, analyzers: Iterable[Analyzer] = ANALYZERS, limits: LayerLimits | None = None) -> None:
+    def layer_started(self, ref: LayerRef, total: int) -> None:
+        """Layer ``ref`` (of ``total``) is about to be looked up or read."""
+        ...
+
+    def layer_done(self, summary: LayerSummary) -> None:
+        """The layer has been applied and analysed."""
+        ...
+
+
+class _Quiet:
+    def layer_started(self, ref: LayerRef, total: int) -> None:
+        pass
+
+    def layer_done(self, summary: LayerSummary) -> None:
+        pass
+
+
+class Indexer:
+    """Runs a set of analyzers over an image source within the given layer limits, with an optional cache."""
+
+    def __init__(
+        self,
+        *,
+        analyzers: Iterable[Analyzer] = ANALYZERS,
+        limits: LayerLimits | None = None,
+        cache: LayerCache | None = None,
+    ) -> None:
         self._analyzers = tuple(registry(analyzers).values())
         self._limits = limits or LayerLimits()
+        self._cache = cache
+        self._fingerprint = fingerprint(((a.name, a.version) for a in self._analyzers), self._limits)
 
     def wants(self, path: str) -> bool:
         """Whether any analyzer wants the file at ``path``."""
         return any(a.wants(path) for a in self._analyzers)
 
-    def index(self, source: ImageSource) -> IndexReport:
+    def _layer(self, source: ImageSource, ref: LayerRef) -> tuple[Layer, bool]:
+        """The layer from the cache when its digest is known and cached, else read (and then cached)."""
+        key = ref.digest or ref.diff_id
+        if self._cache is not None and key is not None:
+            hit = self._cache.get(key, self._fingerprint)
+            if hit is not None:
+                return hit, True
+        layer = source.read_layer(ref, wants=self.wants, limits=self._limits)
+        if self._cache is not None and key is not None:
+            self._cache.put(key, self._fingerprint, layer)
+        return layer, False
+
+    def index(self, source: ImageSource, observer: IndexObserver | None = None) -> IndexReport:
         """Index every layer of ``source`` in order; the caller still owns (and closes) the source."""
+        observer = observer or _Quiet()
         view = ImageView()
         current: dict[str, tuple[Component, ...]] = {a.name: () for a in self._analyzers}
         summaries: list[LayerSummary] = []
         warnings: list[str] = []
-        for ref in source.layers():
-            layer = source.read_layer(ref, wants=self.wants, limits=self._limits)
+        refs = source.layers()
+        for ref in refs:
+            observer.layer_started(ref, len(refs))
+            layer, cached = self._layer(source, ref)
             layer_id = ref.digest or layer.digest
             changed = view.apply(layer, layer_id)
             warnings.extend(f"layer {ref.index}: {w}" for w in layer.warnings)
@@ -86,17 +135,18 @@ class Indexer:
                 components = tuple(replace(c, layer=previous.get(c.key, layer_id)) for c in found)
                 added += [c for c in components if c.key not in previous]
                 current[analyzer.name] = components
-            summaries.append(
-                LayerSummary(
-                    index=ref.index,
-                    digest=layer_id,
-                    compressed_size=layer.compressed_size,
-                    size=layer.size,
-                    entries=len(layer.entries),
-                    whiteouts=len(layer.whiteouts) + len(layer.opaque_dirs),
-                    components=tuple(added),
-                )
+            summary = LayerSummary(
+                index=ref.index,
+                digest=layer_id,
+                compressed_size=layer.compressed_size,
+                size=layer.size,
+                entries=len(layer.entries),
+                whiteouts=len(layer.whiteouts) + len(layer.opaque_dirs),
+                components=tuple(added),
+                cached=cached,
             )
+            summaries.append(summary)
+            observer.layer_done(summary)
         return IndexReport(
             source=source.name,
             manifest_digest=source.manifest_digest,
