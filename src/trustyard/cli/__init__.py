@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from trustyard import __version__
+from trustyard.cli.admin import admin
 from trustyard.cli.gc import gc
 from trustyard.cli.serve import serve
 
@@ -26,5 +27,6 @@ def main() -> None:
 
 main.add_command(serve)
 main.add_command(gc)
+main.add_command(admin)
 
 __all__ = ["main"]
