@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from trustyard.scan.indexer import Indexer, IndexReport
+from trustyard.scan.sources import open_source
 
 SHARED_IMAGES = Path(os.environ.get("TRUSTYARD_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "images"
 
@@ -24,3 +28,13 @@ OCI_ALPINE_APP_TAG = "fixture-alpine-app:1"
 def expected(relative: str) -> Any:
     """A fixture's JSON expectation file, parsed."""
     return json.loads((SHARED_IMAGES / relative).read_text())
+
+
+@cache
+def report(name: str) -> IndexReport:
+    """The index of the source ``name`` with the default analyzers, computed once per test session."""
+    source = open_source(name)
+    try:
+        return Indexer().index(source)
+    finally:
+        source.close()

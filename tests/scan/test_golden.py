@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tarfile
 from collections import Counter
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,11 @@ from scan.shared import (
     OCI_ALPINE_APP,
     OCI_ALPINE_APP_TAG,
     expected,
+    report,
 )
 from trustyard.oci.digest import Digest
-from trustyard.scan.indexer import Indexer, IndexReport
+from trustyard.scan.indexer import IndexReport
 from trustyard.scan.model import Component, ComponentType
-from trustyard.scan.sources import open_source
-
-
-@cache
-def report(name: str) -> IndexReport:
-    """The index of the source ``name``, computed once per test session."""
-    source = open_source(name)
-    try:
-        return Indexer().index(source)
-    finally:
-        source.close()
 
 
 def of_type(result: IndexReport, kind: ComponentType) -> list[Component]:

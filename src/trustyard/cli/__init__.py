@@ -11,6 +11,7 @@ import click
 from trustyard import __version__
 from trustyard.cli.admin import admin
 from trustyard.cli.gc import gc
+from trustyard.cli.sbom import sbom
 from trustyard.cli.serve import serve
 
 
@@ -28,5 +29,6 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(gc)
 main.add_command(admin)
+main.add_command(sbom)
 
 __all__ = ["main"]

@@ -32,3 +32,7 @@ class SourceError(ScanError):
 
 class PackageDatabaseError(ScanError):
     """A package database or metadata file that cannot be parsed; each parser raises its own subclass."""
+
+
+class SbomError(ScanError):
+    """A bill of materials the format's own library refuses to build or finds invalid (a bug, reported plainly)."""

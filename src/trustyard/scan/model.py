@@ -20,6 +20,9 @@ class ComponentType(StrEnum):
     APK = "apk"
     RPM = "rpm"
     PYPI = "pypi"
+    NPM = "npm"
+    GOLANG = "golang"
+    MAVEN = "maven"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +41,14 @@ class Component:
     ``[epoch:]version-release``), the one its version rules compare. ``evidence`` is the file it was read
     from; ``layer`` the layer that introduced it (``None`` for a root file system read from a directory).
     ``source_name``/``source_version`` are the source package of an OS package, which advisories name.
+    ``cpe`` is a CPE 2.3 name where one can be derived (``scan/cpe.py`` says how, and how far to trust it).
     """
 
     type: ComponentType
     name: str
     version: str
     purl: str | None = None
+    cpe: str | None = None
     arch: str | None = None
     source_name: str | None = None
     source_version: str | None = None

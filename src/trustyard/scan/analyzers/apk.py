@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from trustyard.scan.analyzers.base import OS_RELEASE_PATHS, distro_qualifier, os_purl, os_release
+from trustyard.scan.cpe import os_package_cpe
 from trustyard.scan.model import Component, ComponentType, PackageFile
 from trustyard.scan.parsers.apk import parse_installed
 
@@ -18,7 +19,7 @@ class ApkAnalyzer:
     """Installed apk packages."""
 
     name: Final = "apk"
-    version: Final = 1
+    version: Final = 2
 
     def wants(self, path: str) -> bool:
         """The installed database and os-release (for the purl)."""
@@ -42,6 +43,7 @@ class ApkAnalyzer:
                     name=package.name,
                     version=package.version,
                     purl=purl,
+                    cpe=os_package_cpe(package.origin or package.name, package.version, "apk"),
                     arch=package.architecture,
                     source_name=package.origin or package.name,
                     source_version=package.version,

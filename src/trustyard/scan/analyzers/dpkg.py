@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from trustyard.scan.analyzers.base import OS_RELEASE_PATHS, distro_qualifier, os_purl, os_release
+from trustyard.scan.cpe import os_package_cpe
 from trustyard.scan.model import Component, ComponentType, PackageFile
 from trustyard.scan.parsers.dpkg import DpkgPackage, parse_list, parse_md5sums, parse_status
 
@@ -19,7 +20,7 @@ class DpkgAnalyzer:
     """Installed ``.deb`` packages with their source package and the files dpkg says they own."""
 
     name: Final = "dpkg"
-    version: Final = 1
+    version: Final = 2
 
     def wants(self, path: str) -> bool:
         """The status file(s), each package's ``.list`` and ``.md5sums``, and os-release (for the purl)."""
@@ -50,6 +51,7 @@ class DpkgAnalyzer:
             name=package.name,
             version=package.version,
             purl=purl,
+            cpe=os_package_cpe(package.source_name, package.source_version, "deb"),
             arch=package.architecture,
             source_name=package.source_name,
             source_version=package.source_version,

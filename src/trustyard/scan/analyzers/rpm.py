@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from trustyard.scan.analyzers.base import OS_RELEASE_PATHS, distro_qualifier, os_purl, os_release
+from trustyard.scan.cpe import os_package_cpe
 from trustyard.scan.model import Component, ComponentType, PackageFile
 from trustyard.scan.parsers.rpm import RpmPackage, parse_sqlite_rpmdb
 
@@ -28,7 +29,7 @@ class RpmAnalyzer:
     """Installed rpm packages; the version is rpm's ``[epoch:]version-release``."""
 
     name: Final = "rpm"
-    version: Final = 1
+    version: Final = 2
 
     def wants(self, path: str) -> bool:
         """The SQLite database and os-release (for the purl)."""
@@ -65,6 +66,7 @@ class RpmAnalyzer:
             name=package.name,
             version=package.evr,
             purl=purl,
+            cpe=os_package_cpe(source_name, source_version, "rpm"),
             arch=package.arch,
             source_name=source_name,
             source_version=source_version,
