@@ -15,7 +15,7 @@ from scan.tars import Member, build_tar, file
 from trustyard.scan.analyzers import ANALYZERS, DpkgAnalyzer, OsReleaseAnalyzer, PythonAnalyzer, registry
 from trustyard.scan.errors import ScanError
 from trustyard.scan.indexer import Indexer
-from trustyard.scan.layers import Layer, LayerLimits, Wants, read_layer
+from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants, read_layer
 from trustyard.scan.model import ComponentType
 from trustyard.scan.sources.base import LayerRef, SourceBase
 
@@ -27,9 +27,9 @@ class MemorySource(SourceBase):
         self._blobs = [build_tar(members) for members in layers]
         super().__init__("memory:", [LayerRef(index=i, location=str(i)) for i in range(len(layers))])
 
-    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Read the in-memory tar."""
-        return read_layer(io.BytesIO(self._blobs[ref.index]), wants=wants, limits=limits)
+        return read_layer(io.BytesIO(self._blobs[ref.index]), wants=wants, limits=limits, reduce=reduce)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -18,7 +18,7 @@ from trustyard.oci.digest import Digest
 from trustyard.scan.analyzers import ANALYZERS, DpkgAnalyzer
 from trustyard.scan.cache import DirectoryLayerCache, MemoryLayerCache, decode_layer, encode_layer
 from trustyard.scan.indexer import Indexer, IndexReport
-from trustyard.scan.layers import Layer, LayerLimits, Wants
+from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants
 from trustyard.scan.sources import ImageSource, LayerRef, open_source
 
 
@@ -43,10 +43,10 @@ class CountingSource:
         """The inner source's layers."""
         return self.inner.layers()
 
-    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Count, then read."""
         self.reads += 1
-        return self.inner.read_layer(ref, wants=wants, limits=limits)
+        return self.inner.read_layer(ref, wants=wants, limits=limits, reduce=reduce)
 
     def close(self) -> None:
         """Close the inner source."""

@@ -172,8 +172,8 @@ def test_oci_alpine_app_per_layer_inventory() -> None:
     truth = expected("oci-alpine-app.expected.json")
     result = report(f"oci:{OCI_ALPINE_APP}:{OCI_ALPINE_APP_TAG}")
     per_layer = [Counter(c.type.value for c in layer.components) for layer in result.layers]
-    assert per_layer == [Counter({"apk": 14, "operating-system": 1}), Counter({"pypi": 5}), Counter()]
-    first = {(c.name, c.version) for c in result.layers[1].components}
+    assert per_layer == [Counter({"apk": 14, "operating-system": 1}), Counter({"pypi": 5, "golang": 3}), Counter()]
+    first = {(c.name, c.version) for c in result.layers[1].components if c.type is ComponentType.PYPI}
     assert first == {(p["name"], p["version"]) for p in truth["layers"][1]["python"]}
 
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from trustyard.oci.digest import Digest
 from trustyard.scan.analyzers import ANALYZERS, Analyzer, registry
+from trustyard.scan.analyzers.base import Extractor
 from trustyard.scan.cache import LayerCache, fingerprint
 from trustyard.scan.errors import ScanError
 from trustyard.scan.image import ImageFile, ImageView
@@ -98,6 +99,18 @@ class Indexer:
         """Whether any analyzer wants the file at ``path``."""
         return any(a.wants(path) for a in self._analyzers)
 
+    def _sole_extractor(self, path: str) -> Extractor | None:
+        """The extractor whose summary is kept for ``path``: the only analyzer that wants it, if it extracts."""
+        wanting = [a for a in self._analyzers if a.wants(path)]
+        if len(wanting) == 1 and isinstance(wanting[0], Extractor):
+            return wanting[0]
+        return None
+
+    def reduce(self, path: str, data: bytes) -> bytes | None:
+        """What the walker keeps of a wanted file: an extractor's summary when it alone wants the file."""
+        extractor = self._sole_extractor(path)
+        return data if extractor is None else extractor.extract(path, data)
+
     def _layer(self, source: ImageSource, ref: LayerRef) -> tuple[Layer, bool]:
         """The layer from the cache when its digest is known and cached, else read (and then cached)."""
         key = ref.digest or ref.diff_id
@@ -105,7 +118,7 @@ class Indexer:
             hit = self._cache.get(key, self._fingerprint)
             if hit is not None:
                 return hit, True
-        layer = source.read_layer(ref, wants=self.wants, limits=self._limits)
+        layer = source.read_layer(ref, wants=self.wants, limits=self._limits, reduce=self.reduce)
         if self._cache is not None and key is not None:
             self._cache.put(key, self._fingerprint, layer)
         return layer, False
@@ -156,11 +169,21 @@ class Indexer:
             warnings=tuple(warnings),
         )
 
-    @staticmethod
-    def _run(analyzer: Analyzer, view: ImageView, warnings: list[str], index: int) -> Sequence[Component] | None:
-        files: Mapping[str, bytes] = {f.path: data for f, data in view.captured() if analyzer.wants(f.path)}
+    def _inputs(self, analyzer: Analyzer, view: ImageView) -> Mapping[str, bytes]:
+        """The files ``analyzer`` wants as they are now; for an extractor, their summaries."""
+        files = {f.path: data for f, data in view.captured() if analyzer.wants(f.path)}
+        if not isinstance(analyzer, Extractor):
+            return files
+        summaries: dict[str, bytes] = {}
+        for path, data in files.items():
+            summary = data if self._sole_extractor(path) is analyzer else analyzer.extract(path, data)
+            if summary is not None:
+                summaries[path] = summary
+        return summaries
+
+    def _run(self, analyzer: Analyzer, view: ImageView, warnings: list[str], index: int) -> Sequence[Component] | None:
         try:
-            return analyzer.analyze(files)
+            return analyzer.analyze(self._inputs(analyzer, view))
         except ScanError as e:
             warnings.append(f"layer {index}: {analyzer.name}: {e.message}; its previous result is kept")
             return None

@@ -34,7 +34,7 @@ from typing import IO, Final, Protocol
 import zstandard
 
 from trustyard.oci.digest import Digest
-from trustyard.scan.errors import DecompressionBombError, LayerError, LayerLimitError
+from trustyard.scan.errors import DecompressionBombError, LayerError, LayerLimitError, ScanError
 
 _log = logging.getLogger(__name__)
 
@@ -130,6 +130,10 @@ class LayerEntry:
 
 
 Wants = Callable[[str], bool]
+Reduce = Callable[[str, bytes], bytes | None]
+"""Turns a captured file into what is kept of it (a Go binary into its build info), or ``None`` to keep nothing;
+it may raise ``ScanError``, which becomes a warning. Lets analyzers of large files read them as they stream
+without the walker holding more than one of them at a time."""
 Warn = Callable[[str, str], None]
 
 
@@ -303,6 +307,7 @@ class LayerStream:
     wants: Wants = _wants_nothing
     limits: LayerLimits = field(default_factory=LayerLimits)
     warn: Warn = _log_warning
+    reduce: Reduce | None = None
     compression: Compression | None = None
     digest: Digest | None = None
     compressed_size: int = 0
@@ -434,7 +439,18 @@ class LayerStream:
                     parts.append(chunk)
         except (tarfile.TarError, *_DECOMPRESS_ERRORS) as e:
             raise LayerError(f"truncated or corrupt data in {path!r}: {e}") from e
-        return digest.hexdigest(), b"".join(parts) if capture else None
+        return digest.hexdigest(), reduce_content(self.reduce, path, b"".join(parts), self.warn) if capture else None
+
+
+def reduce_content(reduce: Reduce | None, path: str, content: bytes, warn: Warn) -> bytes | None:
+    """``content`` through ``reduce`` (if any); a ``ScanError`` from it is a warning and nothing is kept."""
+    if reduce is None:
+        return content
+    try:
+        return reduce(path, content)
+    except ScanError as e:
+        warn(path, e.message)
+        return None
 
 
 def _read_exactly(stream: _GuardedStream, size: int) -> bytes:
@@ -469,7 +485,9 @@ class Layer:
     warnings: tuple[str, ...] = ()
 
 
-def read_layer(source: _Readable, *, wants: Wants = _wants_nothing, limits: LayerLimits | None = None) -> Layer:
+def read_layer(
+    source: _Readable, *, wants: Wants = _wants_nothing, limits: LayerLimits | None = None, reduce: Reduce | None = None
+) -> Layer:
     """Read a whole layer in one pass and collect it into a ``Layer``; raises a ``LayerError`` subclass."""
     warnings: list[str] = []
 
@@ -477,7 +495,7 @@ def read_layer(source: _Readable, *, wants: Wants = _wants_nothing, limits: Laye
         _log_warning(path, message)
         warnings.append(f"{path or '/'}: {message}")
 
-    walk = LayerStream(source, wants=wants, limits=limits or LayerLimits(), warn=warn)
+    walk = LayerStream(source, wants=wants, limits=limits or LayerLimits(), warn=warn, reduce=reduce)
     entries: dict[str, LayerEntry] = {}
     whiteouts: set[str] = set()
     opaque: set[str] = set()

@@ -13,6 +13,7 @@ from typing import Final
 from trustyard.scan.analyzers.apk import ApkAnalyzer
 from trustyard.scan.analyzers.base import Analyzer
 from trustyard.scan.analyzers.dpkg import DpkgAnalyzer
+from trustyard.scan.analyzers.go import GoBinaryAnalyzer
 from trustyard.scan.analyzers.osrelease import OsReleaseAnalyzer
 from trustyard.scan.analyzers.python import PythonAnalyzer
 from trustyard.scan.analyzers.rpm import RpmAnalyzer
@@ -35,6 +36,7 @@ ANALYZERS: Final[tuple[Analyzer, ...]] = (
     ApkAnalyzer(),
     RpmAnalyzer(),
     PythonAnalyzer(),
+    GoBinaryAnalyzer(),
 )
 registry(ANALYZERS)
 
@@ -43,6 +45,7 @@ __all__ = [
     "Analyzer",
     "ApkAnalyzer",
     "DpkgAnalyzer",
+    "GoBinaryAnalyzer",
     "OsReleaseAnalyzer",
     "PythonAnalyzer",
     "RpmAnalyzer",

@@ -11,7 +11,7 @@ one of their files.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from packageurl import PackageURL
 
@@ -43,6 +43,22 @@ class Analyzer(Protocol):
 
         Raises a ``ScanError`` subclass for a database it cannot read.
         """
+        ...
+
+
+@runtime_checkable
+class Extractor(Analyzer, Protocol):
+    """An analyzer of large files (binaries, archives) that keeps only a small summary of each.
+
+    ``extract`` runs while the layer streams, one file at a time, and returns the bytes to keep (the build
+    info of a Go binary, the Maven coordinates inside a jar) or ``None`` for a file that is not its kind;
+    ``analyze`` then receives those summaries instead of the files. When another analyzer also wants a path,
+    the whole file is kept and the indexer calls ``extract`` on it before ``analyze``: either way ``analyze``
+    sees only summaries.
+    """
+
+    def extract(self, path: str, data: bytes) -> bytes | None:
+        """The summary of the file at ``path``, or ``None``; raises a ``ScanError`` subclass for a corrupt one."""
         ...
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from trustyard.oci.digest import Digest, DigestError
 from trustyard.scan.errors import SourceError
-from trustyard.scan.layers import Layer, LayerLimits, Wants, normalize_path, read_layer
+from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants, normalize_path, read_layer
 
 MAX_METADATA_SIZE: Final = 4 << 20
 """Index, manifest and config documents are small; a larger one is refused rather than read into memory."""
@@ -57,8 +57,9 @@ class ImageSource(Protocol):
         """The image's layers, bottom to top."""
         ...
 
-    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
-        """Read one layer in a single pass, checking its digest when the source stated one."""
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
+        """Read one layer in a single pass, checking its digest when the source stated one; ``reduce`` as in
+        ``layers.read_layer``."""
         ...
 
     def close(self) -> None:
@@ -109,10 +110,12 @@ def read_small(container: Container, name: str, limit: int = MAX_METADATA_SIZE) 
     return data
 
 
-def read_checked(container: Container, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+def read_checked(
+    container: Container, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None
+) -> Layer:
     """Read the layer stored at ``ref.location`` and check it against ``ref.digest`` when one is stated."""
     with container.open(ref.location) as f:
-        layer = read_layer(f, wants=wants, limits=limits)
+        layer = read_layer(f, wants=wants, limits=limits, reduce=reduce)
     if ref.digest is not None and layer.digest != ref.digest:
         raise SourceError(f"layer {ref.index} ({ref.location}) has digest {layer.digest}, the image says {ref.digest}")
     return layer

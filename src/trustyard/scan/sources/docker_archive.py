@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from trustyard.oci.digest import Digest
 from trustyard.scan.errors import SourceError
-from trustyard.scan.layers import Compression, Layer, LayerLimits, Wants
+from trustyard.scan.layers import Compression, Layer, LayerLimits, Reduce, Wants
 from trustyard.scan.sources.base import LayerRef, SourceBase, TarContainer, parse_diff_ids, read_checked, read_small
 
 _BLOB_NAME: Final = re.compile(r"(?:\./)?blobs/(sha256|sha512)/([a-f0-9]+)")
@@ -70,9 +70,9 @@ class DockerArchiveSource(SourceBase):
             raise SourceError(f"{path} is not a file")
         return cls(Path(path), name=name, ref=ref or None)
 
-    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Stream one layer tar out of the archive, checked against its digest or diff_id."""
-        layer = read_checked(self._container, ref, wants=wants, limits=limits)
+        layer = read_checked(self._container, ref, wants=wants, limits=limits, reduce=reduce)
         unchecked = ref.digest is None and ref.diff_id is not None and layer.compression is Compression.NONE
         if unchecked and layer.digest != ref.diff_id:
             raise SourceError(f"layer {ref.index} ({ref.location}) does not match its diff_id {ref.diff_id}")

@@ -15,7 +15,7 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.manifest import Descriptor, ImageIndex, ImageManifest, ManifestError, parse_manifest
 from trustyard.oci.mediatypes import MediaType
 from trustyard.scan.errors import SourceError
-from trustyard.scan.layers import Layer, LayerLimits, Wants
+from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants
 from trustyard.scan.sources.base import (
     Container,
     LayerRef,
@@ -77,9 +77,9 @@ class OciLayoutSource(SourceBase):
         """The selected image manifest."""
         return self._manifest
 
-    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Stream the layer blob and check it hashes to its descriptor's digest."""
-        return read_checked(self._container, ref, wants=wants, limits=limits)
+        return read_checked(self._container, ref, wants=wants, limits=limits, reduce=reduce)
 
     def close(self) -> None:
         """Close the archive, if the layout is one."""

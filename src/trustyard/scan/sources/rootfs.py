@@ -14,7 +14,17 @@ import stat
 from pathlib import Path
 
 from trustyard.scan.errors import LayerLimitError, SourceError
-from trustyard.scan.layers import Compression, EntryType, Layer, LayerEntry, LayerLimits, Wants, read_layer
+from trustyard.scan.layers import (
+    Compression,
+    EntryType,
+    Layer,
+    LayerEntry,
+    LayerLimits,
+    Reduce,
+    Wants,
+    read_layer,
+    reduce_content,
+)
 from trustyard.scan.sources.base import LayerRef, SourceBase
 
 _CHUNK = 1 << 20
@@ -36,13 +46,13 @@ class RootfsSource(SourceBase):
             raise SourceError(f"{name!r}: no path")
         return cls(Path(rest), name=name)
 
-    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits) -> Layer:
+    def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Walk the directory, or stream the tar."""
         if self._path.is_dir():
-            return read_directory(self._path, wants=wants, limits=limits)
+            return read_directory(self._path, wants=wants, limits=limits, reduce=reduce)
         try:
             with self._path.open("rb") as f:
-                return read_layer(f, wants=wants, limits=limits)
+                return read_layer(f, wants=wants, limits=limits, reduce=reduce)
         except OSError as e:
             raise SourceError(f"cannot read {self._path}: {e.strerror}") from e
 
@@ -61,13 +71,17 @@ def _hash_file(path: Path, capture: bool) -> tuple[str, bytes | None]:
     return digest.hexdigest(), b"".join(parts) if capture else None
 
 
-def read_directory(root: Path, *, wants: Wants, limits: LayerLimits) -> Layer:
+def read_directory(root: Path, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
     """A directory tree as a ``Layer``, walked without following symlinks; paths are relative to ``root``."""
     entries: dict[str, LayerEntry] = {}
     contents: dict[str, bytes] = {}
     warnings: list[str] = []
     inodes: dict[tuple[int, int], str] = {}
     total = 0
+
+    def warn(path: str, message: str) -> None:
+        warnings.append(f"{path}: {message}")
+
     for top, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
         for name in sorted(dirs + files):
@@ -98,7 +112,9 @@ def read_directory(root: Path, *, wants: Wants, limits: LayerLimits) -> Layer:
                     if first in contents:
                         contents[path] = contents[first]
                     elif wants(path) and target.size <= limits.max_capture_size:
-                        contents[path] = full.read_bytes()
+                        kept = reduce_content(reduce, path, full.read_bytes(), warn)
+                        if kept is not None:
+                            contents[path] = kept
                     continue
                 capture = wants(path) and st.st_size <= limits.max_capture_size
                 try:
@@ -106,6 +122,8 @@ def read_directory(root: Path, *, wants: Wants, limits: LayerLimits) -> Layer:
                 except OSError as e:
                     warnings.append(f"{path}: cannot read ({e.strerror}); skipped")
                     continue
+                if content is not None:
+                    content = reduce_content(reduce, path, content, warn)
                 total += st.st_size
                 if total > limits.max_total_size:
                     raise LayerLimitError(f"{root} holds more than {limits.max_total_size} bytes")
