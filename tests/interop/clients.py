@@ -18,6 +18,7 @@ Not here: which registry they talk to (servers.py) or what the tests check.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -65,6 +66,18 @@ def _check(proc: subprocess.CompletedProcess[str], argv: Sequence[str]) -> subpr
     return proc
 
 
+def add_login(auth_file: Path, host: str, credentials: tuple[str, str]) -> None:
+    """Record a login for `host` in an auth file, the format containers/image and the docker CLI share."""
+    try:
+        data = json.loads(auth_file.read_text())
+    except FileNotFoundError:
+        data = {}
+    user, password = credentials
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    data.setdefault("auths", {})[host] = {"auth": token}
+    auth_file.write_text(json.dumps(data, indent=1))
+
+
 def registries_conf(insecure_hosts: Iterable[str]) -> str:
     """A registries.conf (v2) with no search registries and each host marked insecure (plain HTTP)."""
     entries = "".join(f'\n[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in insecure_hosts)
@@ -74,8 +87,9 @@ def registries_conf(insecure_hosts: Iterable[str]) -> str:
 class Skopeo:
     """skopeo with per-instance configuration and blob-info cache (see the module docstring)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, auth_file: Path | None = None) -> None:
         self.workdir = workdir
+        self.auth_file = auth_file or workdir / "auth.json"
         self.cache_dir = workdir / "blob-info-cache"
         self.tmp_dir = workdir / "tmp"
         self.registries_d = workdir / "registries.d"
@@ -88,7 +102,7 @@ class Skopeo:
         self.env = {
             **os.environ,
             "CONTAINERS_REGISTRIES_CONF": str(self.registries_conf),
-            "REGISTRY_AUTH_FILE": str(workdir / "auth.json"),
+            "REGISTRY_AUTH_FILE": str(self.auth_file),
             "TMPDIR": str(self.tmp_dir),
         }
 
@@ -219,7 +233,7 @@ def remove_tree(root: Path) -> None:
 class Podman:
     """Rootful podman (and buildah, sharing its storage) with its own configuration and vfs storage."""
 
-    def __init__(self, workdir: Path, *, insecure_hosts: Iterable[str]) -> None:
+    def __init__(self, workdir: Path, *, insecure_hosts: Iterable[str], auth_file: Path | None = None) -> None:
         self.workdir = workdir
         # runroot and tmp_dir hold sockets (conmon attach, libpod): keep their paths short.
         self.run_dir = Path(tempfile.mkdtemp(prefix="ty-podman-", dir="/tmp"))
@@ -240,13 +254,15 @@ class Podman:
             f'[storage]\ndriver = "vfs"\nrunroot = "{self.run_dir}/storage"\ngraphroot = "{self.storage_root}"\n'
         )
         (conf / "registries.conf").write_text(registries_conf(insecure_hosts))
-        (conf / "auth.json").write_text("{}")  # podman insists that REGISTRY_AUTH_FILE exists
+        if auth_file is None:
+            auth_file = conf / "auth.json"
+            auth_file.write_text("{}")  # podman insists that REGISTRY_AUTH_FILE exists
         self.env = {
             **os.environ,
             "CONTAINERS_CONF": str(conf / "containers.conf"),
             "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf"),
             "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf"),
-            "REGISTRY_AUTH_FILE": str(conf / "auth.json"),
+            "REGISTRY_AUTH_FILE": str(auth_file),
             "TMPDIR": str(workdir),
         }
 
@@ -342,10 +358,14 @@ class Dockerd:
             time.sleep(0.1)
         raise ClientError(f"dockerd not ready after {DOCKERD_READY_TIMEOUT}s; see {self.log_path}")
 
-    def docker(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 180, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the docker CLI against this daemon; raises `ClientError` on a non-zero exit when `check`."""
         argv = ["docker", *args]
-        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False, input=input_text
+        )
         return _check(proc, argv) if check else proc
 
     def info(self) -> dict[str, object]:

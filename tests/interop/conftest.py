@@ -1,5 +1,9 @@
 """Fixtures for interop tests: registries as real processes, real clients, test images.
 
+Registries that need credentials (trustyard is secure by default) are logged into as they start: their
+`credentials` go into the test's auth file (`auth_file`), which skopeo, podman and the docker CLI all read, and
+into the `api` client.
+
 `registry` is the system under test (trustyard; TRUSTYARD_INTEROP_SUT=distribution points it at Debian's
 docker-registry to check the tests themselves), `reference_registry` is docker-registry. Every server a test
 starts is remembered on the test item, and a failing test's report carries the tail of each server's log.
@@ -14,7 +18,7 @@ import pytest
 
 from fixtures.processes import tail
 
-from .clients import Dockerd, Podman, Skopeo
+from .clients import Dockerd, Podman, Skopeo, add_login
 from .images import OciImage, debian_image, read_layout, shared_layouts
 from .registry_api import RegistryClient
 from .servers import DistributionServer, RegistryServer, ServerError, server_under_test
@@ -47,7 +51,15 @@ RegistryFactory = Callable[..., RegistryServer]
 
 
 @pytest.fixture
-def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryFactory]:
+def auth_file(tmp_path: Path) -> Path:
+    """The test's auth file (containers-auth.json / docker config.json format), empty until a login."""
+    path = tmp_path / "auth.json"
+    path.write_text('{"auths": {}}')
+    return path
+
+
+@pytest.fixture
+def registry_factory(request: pytest.FixtureRequest, tmp_path: Path, auth_file: Path) -> Iterator[RegistryFactory]:
     """Start registries (`factory(kind=None)`: None = the system under test) that stop after the test."""
     started: list[RegistryServer] = []
 
@@ -57,6 +69,8 @@ def registry_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         _remember_log(request.node, server.name, server.log_path)
         started.append(server)
         server.start()
+        if server.credentials is not None:
+            add_login(auth_file, server.host, server.credentials)
         return server
 
     yield factory
@@ -103,20 +117,20 @@ def reference_registry(registry_factory: RegistryFactory) -> RegistryServer:
 @pytest.fixture
 def api(registry: RegistryServer) -> Iterator[RegistryClient]:
     """An HTTP client of the registry under test."""
-    with RegistryClient(registry.url) as client:
+    with RegistryClient(registry.url, auth=registry.credentials) as client:
         yield client
 
 
 @pytest.fixture
-def skopeo(tmp_path: Path) -> Skopeo:
-    """skopeo with its own policy, registries.d, tmpdir and blob-info cache."""
-    return Skopeo(tmp_path / "skopeo")
+def skopeo(tmp_path: Path, auth_file: Path) -> Skopeo:
+    """skopeo with its own policy, registries.d, tmpdir and blob-info cache, logged in where needed."""
+    return Skopeo(tmp_path / "skopeo", auth_file=auth_file)
 
 
 @pytest.fixture
-def podman(tmp_path: Path, registry: RegistryServer) -> Iterator[Podman]:
-    """podman (runc, vfs storage under tmp) that treats the registry under test as insecure."""
-    client = Podman(tmp_path / "podman", insecure_hosts=[registry.host])
+def podman(tmp_path: Path, registry: RegistryServer, auth_file: Path) -> Iterator[Podman]:
+    """podman (runc, vfs storage under tmp) that treats the registry under test as insecure, logged in."""
+    client = Podman(tmp_path / "podman", insecure_hosts=[registry.host], auth_file=auth_file)
     yield client
     client.close()
 
@@ -131,11 +145,18 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
 
 
 @pytest.fixture
-def docker(request: pytest.FixtureRequest, dockerd: Dockerd) -> Iterator[Dockerd]:
-    """The session's dockerd, its log tail attached to this test's failure report; images removed after."""
+def docker(request: pytest.FixtureRequest, dockerd: Dockerd, auth_file: Path) -> Iterator[Dockerd]:
+    """The session's dockerd, its log tail attached to this test's failure report; images removed after.
+
+    The docker CLI's config.json is the test's auth file (a symlink), so it is logged in where skopeo is.
+    """
     _remember_log(request.node, dockerd.name, dockerd.log_path)
+    config = dockerd.client_config / "config.json"
+    config.unlink(missing_ok=True)
+    config.symlink_to(auth_file)
     yield dockerd
     dockerd.docker("image", "prune", "--all", "--force")
+    config.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -81,11 +81,11 @@ class IntegrityReport:
 
 
 class RegistryClient:
-    """httpx over one registry's /v2/ API (plain HTTP, no auth)."""
+    """httpx over one registry's /v2/ API (plain HTTP; Basic credentials when the registry needs them)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, auth=auth)
 
     def close(self) -> None:
         """Close the connection pool."""

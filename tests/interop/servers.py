@@ -2,9 +2,9 @@
 
 `TrustyardServer` runs `trustyard serve` (the system under test); `DistributionServer` runs Debian's
 `docker-registry` (CNCF distribution 2.8, the reference). Both share `RegistryServer`: start on a free
-loopback port, wait until `GET /v2/` answers 200, stop with SIGTERM, kill with SIGKILL, restart on the same
-data directory and port, and keep the process output in a log file whose tail the conftest hook attaches to
-a failing test's report.
+loopback port, wait until `GET /v2/` answers 200 (with the server's `credentials`, if it has any), stop with
+SIGTERM, kill with SIGKILL, restart on the same data directory and port, and keep the process output in a
+log file whose tail the conftest hook attaches to a failing test's report.
 
 Not here: the protocol itself (see `registry_api.py`) and the clients (see `clients.py`).
 """
@@ -28,6 +28,7 @@ import pytest
 from fixtures.processes import free_port, tail
 
 READY_TIMEOUT = 30.0
+INTEROP_ADMIN_PASSWORD = "interop-admin-password"  # a throwaway registry's first admin
 _SERVER_ERROR = re.compile(r'"status": 5\d\d\b|http\.response\.status=5\d\d\b')
 STOP_TIMEOUT = 20.0
 
@@ -40,6 +41,8 @@ class RegistryServer:
     """One registry process bound to 127.0.0.1:port, its data in `data_dir`, its output in `log_path`."""
 
     name = "registry"
+    credentials: tuple[str, str] | None = None
+    """The user and password clients log in with; ``None``: the server takes anonymous requests."""
     # exit codes of a graceful stop (SIGTERM); anything else is a failure to stop gracefully. uvicorn
     # re-raises the signal after a clean shutdown, so -SIGTERM is graceful too.
     graceful_exit_codes: tuple[int, ...] = (0, -signal.SIGTERM)
@@ -99,13 +102,18 @@ class RegistryServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
+            env=self.environment(),
         )
         self._wait_ready()
+
+    def environment(self) -> dict[str, str]:
+        """The server process's environment."""
+        return dict(os.environ)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer yet"
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, auth=self.credentials) as client:
             while time.monotonic() < deadline:
                 if self._proc is not None and self._proc.poll() is not None:
                     raise ServerError(
@@ -223,9 +231,16 @@ def _trustyard_argv() -> list[str]:
 
 
 class TrustyardServer(RegistryServer):
-    """`trustyard serve --listen 127.0.0.1:PORT --data-dir DIR`."""
+    """`trustyard serve --listen 127.0.0.1:PORT --data-dir DIR`, secure by default: clients log in as `admin`."""
 
     name = "trustyard"
+    credentials = ("admin", INTEROP_ADMIN_PASSWORD)
+
+    def environment(self) -> dict[str, str]:
+        """The first start creates `admin` with the interop password."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTYARD_")}
+        env["TRUSTYARD_ADMIN_PASSWORD"] = INTEROP_ADMIN_PASSWORD
+        return env
 
     def _storage_args(self) -> list[str]:
         db = ["--database-url", self.database_url] if self.database_url else []

@@ -155,7 +155,10 @@ def oras_client(registry: RegistryServer, tmp_path: Path, monkeypatch: pytest.Mo
     home = tmp_path / "oras-home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    return Oras(registry.host)
+    client = Oras(registry.host)
+    if registry.credentials is not None:
+        client.client.auth.set_basic_auth(*registry.credentials)  # login() would ask a docker daemon
+    return client
 
 
 def write_files(folder: Path, seed: str) -> list[ArtifactFile]:

@@ -118,7 +118,7 @@ def test_copy_between_registries(
 
         dst_ref = f"docker://{target.host}/{repo}:{fmt}"
         skopeo.copy(src_ref, dst_ref)
-        with RegistryClient(target.url) as target_api:
+        with RegistryClient(target.url, auth=target.credentials) as target_api:
             assert_served_as_pushed(skopeo, target_api, target.host, repo, fmt, source_manifest, len(image.blobs))
             served = target_api.get_manifest(repo, fmt)
         expected_type = (

@@ -8,8 +8,10 @@ registry actions on a repository (``needed``); the decision is the policy's, and
   scope, which sends a client to the token endpoint with its credentials;
 - the policy refuses a logged-in caller: ``403 DENIED`` with a message saying who may not do what, which
   skopeo, podman and docker print as they received it;
-- the policy allows but the token was issued for less: ``401`` with ``error="insufficient_scope"``, so the
-  client fetches a token for the larger scope.
+- the policy allows but the token was issued for less: ``403`` with a challenge carrying
+  ``error="insufficient_scope"`` and the scope needed, as RFC 6750 section 3.1 says, so the client fetches a
+  token for the larger scope (oras-py renews its token on a 403 only; skopeo, podman and docker ask for the
+  scopes an operation needs before they start, and never meet this).
 
 A push to a project that does not exist creates it (private, the pusher its project admin) when the pusher
 may create projects; otherwise the push is refused like any other.
@@ -80,7 +82,7 @@ class RefusalError(Exception):
     def response(self, *, head: bool = False) -> Response:
         """The spec's JSON error, with the Bearer challenge on a 401 and ``Retry-After`` on a 429."""
         headers: dict[str, str] = {}
-        if self.status == 401:
+        if self.status == 401 or self.error is not None:
             headers["WWW-Authenticate"] = bearer_challenge(
                 realm=self.realm, service=self.service, scopes=self.scopes, error=self.error
             )
@@ -209,8 +211,8 @@ async def authorize(
             raise refuse(
                 request,
                 access,
-                401,
-                "UNAUTHORIZED",
+                403,
+                "DENIED",
                 "the token does not grant this action; request a token with the scope",
                 scopes=scope,
                 error="insufficient_scope",

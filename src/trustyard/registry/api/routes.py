@@ -141,8 +141,8 @@ async def catalog(request: Request) -> Response:
             raise refuse(
                 request,
                 access,
-                401,
-                "UNAUTHORIZED",
+                403,
+                "DENIED",
                 "the token does not grant the catalog; request registry:catalog:*",
                 scopes=(Scope.of("registry", "catalog", "*"),),
                 error="insufficient_scope",
