@@ -3,8 +3,7 @@
 The expectations are the fixtures' own ``*.packages.json`` / ``*.expected.json`` (read from the real package
 databases by the real tools, see ../shared/images/README.md). Each test compares complete records (name,
 version, source package, arch, license, checksum as the fixture gives them) as sets, and the counts, so a
-missing, extra or misread package fails. Ecosystems whose analyzer is not built yet (npm, Java, Go) are
-strict xfails: they start failing the day the analyzer lands, as a reminder to turn them into tests.
+missing, extra or misread package fails.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import tarfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from scan.shared import (
     ALPINE_ROOTFS,
@@ -137,12 +134,33 @@ def test_app_layer_python_inventory() -> None:
     assert any(f.path.endswith("yaml/__init__.py") and f.digest for f in yaml.files)
 
 
-@pytest.mark.xfail(reason="issue 4: the npm, Java and Go analyzers are not built yet", strict=True)
-@pytest.mark.parametrize("ecosystem", ["npm", "java", "go"])
-def test_app_layer_other_ecosystems(ecosystem: str) -> None:
-    truth = expected("app-layer/app-layer.packages.json")
-    found = [c for c in report(f"rootfs:{APP_LAYER}").components if c.type.value in (ecosystem, "maven", "golang")]
-    assert len(found) == len(truth[ecosystem])
+def test_app_layer_npm_inventory() -> None:
+    truth = expected("app-layer/app-layer.packages.json")["npm"]
+    npm = of_type(report(f"rootfs:{APP_LAYER}"), ComponentType.NPM)
+    assert {(c.name, c.version, c.licenses, c.evidence) for c in npm} == {
+        (p["name"], p["version"], (p["license"],), p["path"]) for p in truth
+    }
+    assert len(npm) == len(truth) == 6
+
+
+def test_app_layer_java_inventory() -> None:
+    [truth] = expected("app-layer/app-layer.packages.json")["java"]
+    [jar] = of_type(report(f"rootfs:{APP_LAYER}"), ComponentType.MAVEN)
+    [pom] = truth["pom_properties"]
+    coordinates = f"{pom['groupId']}:{pom['artifactId']}"
+    assert (jar.name, jar.version, jar.evidence) == (coordinates, pom["version"], truth["path"])
+    assert jar.purl == "pkg:maven/org.apache.commons/commons-text@1.10.0"
+    assert extra(jar, "sha1") is not None
+
+
+def test_app_layer_go_inventory() -> None:
+    [truth] = expected("app-layer/app-layer.packages.json")["go"]
+    go = of_type(report(f"rootfs:{APP_LAYER}"), ComponentType.GOLANG)
+    assert {c.evidence for c in go} == {truth["path"]}
+    want = {("stdlib", truth["go_version"]), (truth["main_module"]["path"], truth["main_module"]["version"])}
+    want |= {(d["path"], d["version"]) for d in truth["deps"]}
+    assert {(c.name, c.version) for c in go} == want
+    assert len(go) == len(want) == 3
 
 
 def test_oci_alpine_app_final_inventory_loses_what_the_whiteout_layer_deletes() -> None:
@@ -172,12 +190,15 @@ def test_oci_alpine_app_per_layer_inventory() -> None:
     truth = expected("oci-alpine-app.expected.json")
     result = report(f"oci:{OCI_ALPINE_APP}:{OCI_ALPINE_APP_TAG}")
     per_layer = [Counter(c.type.value for c in layer.components) for layer in result.layers]
-    assert per_layer == [Counter({"apk": 14, "operating-system": 1}), Counter({"pypi": 5, "golang": 3}), Counter()]
+    assert per_layer == [
+        Counter({"apk": 14, "operating-system": 1}),
+        Counter({"pypi": 5, "npm": 6, "golang": 3, "maven": 1}),
+        Counter({"npm": 1}),  # minimist 1.2.6, which replaces 1.2.0
+    ]
     first = {(c.name, c.version) for c in result.layers[1].components if c.type is ComponentType.PYPI}
     assert first == {(p["name"], p["version"]) for p in truth["layers"][1]["python"]}
 
 
-@pytest.mark.xfail(reason="issue 4: the npm analyzer is not built yet", strict=True)
 def test_oci_alpine_app_minimist_is_replaced_by_the_opaque_directory() -> None:
     result = report(f"oci:{OCI_ALPINE_APP}:{OCI_ALPINE_APP_TAG}")
     assert {c.version for c in result.components if c.name == "minimist"} == {"1.2.6"}

@@ -14,6 +14,8 @@ from trustyard.scan.analyzers.apk import ApkAnalyzer
 from trustyard.scan.analyzers.base import Analyzer
 from trustyard.scan.analyzers.dpkg import DpkgAnalyzer
 from trustyard.scan.analyzers.go import GoBinaryAnalyzer
+from trustyard.scan.analyzers.java import JavaArchiveAnalyzer
+from trustyard.scan.analyzers.npm import NpmAnalyzer
 from trustyard.scan.analyzers.osrelease import OsReleaseAnalyzer
 from trustyard.scan.analyzers.python import PythonAnalyzer
 from trustyard.scan.analyzers.rpm import RpmAnalyzer
@@ -37,6 +39,8 @@ ANALYZERS: Final[tuple[Analyzer, ...]] = (
     RpmAnalyzer(),
     PythonAnalyzer(),
     GoBinaryAnalyzer(),
+    NpmAnalyzer(),
+    JavaArchiveAnalyzer(),
 )
 registry(ANALYZERS)
 
@@ -46,6 +50,8 @@ __all__ = [
     "ApkAnalyzer",
     "DpkgAnalyzer",
     "GoBinaryAnalyzer",
+    "JavaArchiveAnalyzer",
+    "NpmAnalyzer",
     "OsReleaseAnalyzer",
     "PythonAnalyzer",
     "RpmAnalyzer",
