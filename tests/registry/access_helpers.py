@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ from trustyard.registry.app import create_app
 from trustyard.registry.service import RegistryService
 from trustyard.storage.filesystem import FilesystemBlobStore
 
-from .conftest import BASE, ManifestDoc, RegistryClient, make_image
+from .conftest import BASE, ManifestDoc, RegistryClient, assert_error, make_image
 
 PUBLIC: Final = "pub"
 PRIVATE: Final = "priv"
@@ -206,6 +206,26 @@ async def populate(client: RegistryClient) -> World:
     return world
 
 
+CHALLENGE_PREFIX: Final = 'Bearer realm="http://registry.test/auth/token",service="trustyard"'
+
+
+def assert_challenge(response: httpx.Response, scope: str | None = None, error: str | None = None) -> None:
+    """The response challenges the client to fetch a token (for ``scope``, with ``error``), nothing else."""
+    expected = CHALLENGE_PREFIX
+    if scope is not None:
+        expected += f',scope="{scope}"'
+    if error is not None:
+        expected += f',error="{error}"'
+    assert response.headers["www-authenticate"] == expected
+
+
+def assert_insufficient_scope(response: httpx.Response, scope: str) -> None:
+    """The caller may do this but its token does not say so: ``403 DENIED`` with a challenge for the scope
+    needed (RFC 6750 section 3.1), so the client fetches a larger token."""
+    assert_error(response, 403, "DENIED")
+    assert_challenge(response, scope, "insufficient_scope")
+
+
 # -- settings, hashing and apps ---------------------------------------------------------------------------------
 
 
@@ -281,3 +301,46 @@ class WorldTemplate:
             shutil.copyfile(path, dest / path.name)
         shutil.copytree(self.root / "data", dest / "data")
         return await open_app(stack, self._settings(dest, **overrides))
+
+
+WorldFactory = Callable[..., Awaitable[RegistryClient]]
+
+
+def world_fixtures() -> tuple[object, object, object, object]:
+    """A test module's fixtures over the world; bind them to these names in the module (``ruff`` forbids
+    importing fixtures): ``isolated, template, open_world, registry = world_fixtures()``.
+
+    - ``isolated`` (module, autouse): ``isolated_environment`` for the whole module;
+    - ``template`` (module): the ``WorldTemplate``, built once;
+    - ``open_world`` (test): ``await open_world(**settings)`` is a client of the test's own copy of the world;
+    - ``registry`` (test): ``open_world()`` with the default (secure) settings.
+    """
+
+    @pytest.fixture(scope="module", autouse=True)
+    def isolated() -> Iterator[None]:
+        with isolated_environment():
+            yield
+
+    @pytest.fixture(scope="module")
+    def template(isolated: None, tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> WorldTemplate:
+        return WorldTemplate.build(tmp_path_factory.mktemp("access-world"), migrated_sqlite)
+
+    @pytest.fixture
+    async def open_world(template: WorldTemplate, tmp_path: Path) -> AsyncIterator[WorldFactory]:
+        async with AsyncExitStack() as stack:
+            count = 0
+
+            async def factory(**overrides: Any) -> RegistryClient:
+                nonlocal count
+                count += 1
+                dest = tmp_path / f"world{count}"
+                dest.mkdir()
+                return await template.open(stack, dest, **overrides)
+
+            yield factory
+
+    @pytest.fixture
+    async def registry(open_world: WorldFactory) -> RegistryClient:
+        return await open_world()
+
+    return isolated, template, open_world, registry

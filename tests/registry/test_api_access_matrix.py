@@ -8,19 +8,21 @@ and a success did what it says. ``CATALOG`` says which repositories each caller 
 SQLite and PostgreSQL: the granted scope is exactly the intersection of what was asked and what is allowed,
 and the registry honours the token and nothing beyond it.
 
-Not here: managing members through the management API (it lands with ``auth/api.py`` and its own tests),
-attacks (``test_api_access_attacks.py``), the token endpoint's protocol (``test_api_token_endpoint.py``).
+The management API's member endpoints are rows of the same table (``/api/v1/projects/<project>/members``);
+the rest of that API is tested in ``tests/auth/test_api_management.py``.
+
+Not here: attacks (``test_api_access_attacks.py``), the token endpoint's protocol (``test_api_token_endpoint.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
+
+from trustyard.auth.model import Role
 
 from .access_helpers import (
     ADMIN,
@@ -30,6 +32,7 @@ from .access_helpers import (
     GUEST,
     LIMITED_GUEST,
     MAINTAINER,
+    MEMBER_ROLES,
     NON_MEMBER,
     PRIVATE,
     PROJECT_ADMIN,
@@ -40,6 +43,7 @@ from .access_helpers import (
     ROBOT_PULL,
     ROBOT_PUSH,
     ROLES,
+    USERS,
     VAULT,
     Account,
     World,
@@ -47,9 +51,11 @@ from .access_helpers import (
     access_of,
     app_image,
     as_account,
+    assert_challenge,
+    assert_insufficient_scope,
     base_image,
-    isolated_environment,
     populate,
+    world_fixtures,
 )
 from .conftest import ALL_MANIFEST_TYPES, ClientFactory, RegistryClient, assert_error, make_image
 
@@ -58,7 +64,8 @@ pytestmark = pytest.mark.anyio
 # Columns, in ROLES order: admin, project_admin, maintainer, developer, guest, limited_guest, non_member,
 # anonymous, and the project's robots with pull / pull+push / pull+delete / pull+push+list on <project>/app*.
 # Rows: what is done to <project>/app. mount_*: POST .../blobs/uploads/?mount=<layer>&from=<source>: 201 is a
-# mount, 202 an ordinary upload session (the source was not readable, so nothing was mounted).
+# mount, 202 an ordinary upload session (the source was not readable, so nothing was mounted). *_member(s): the
+# management API on <project>: list its members, make the non-member a developer, remove the guest.
 MATRIX = """
 #                         admin p-adm maint dev   guest l-gst non   anon  r-pul r-psh r-del r-pat
 pull_manifest    private  200   200   200   200   200   200   403   401   200   200   200   200
@@ -79,6 +86,12 @@ mount_public     private  201   201   201   201   403   403   403   401   403   
 mount_public     public   201   201   201   201   403   403   403   401   403   201   403   201
 mount_private    private  201   202   202   202   403   403   403   401   403   202   403   202
 mount_private    public   201   202   202   202   403   403   403   401   403   202   403   202
+list_members     private  200   200   200   200   200   403   403   401   403   403   403   403
+list_members     public   200   200   200   200   200   403   403   401   403   403   403   403
+set_member       private  200   200   403   403   403   403   403   401   403   403   403   403
+set_member       public   200   200   403   403   403   403   403   401   403   403   403   403
+remove_member    private  204   204   403   403   403   403   403   401   403   403   403   403
+remove_member    public   204   204   403   403   403   403   403   401   403   403   403   403
 """
 
 CHALLENGE_ACTIONS = {
@@ -91,8 +104,12 @@ CHALLENGE_ACTIONS = {
     "mount_same": "pull,push",
     "mount_public": "pull,push",
     "mount_private": "pull,push",
+    "list_members": "",
+    "set_member": "",
+    "remove_member": "",
 }
-"""Action -> the scope actions a 401 challenge names for ``<project>/app``."""
+"""Action -> the scope actions a 401 challenge names for ``<project>/app`` (none for the management API)."""
+MANAGEMENT = frozenset({"list_members", "set_member", "remove_member"})
 
 
 @dataclass(frozen=True)
@@ -145,23 +162,7 @@ CATALOG: dict[str, tuple[str, ...]] = {
 # -- fixtures -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _environment() -> Iterator[None]:
-    with isolated_environment():
-        yield
-
-
-@pytest.fixture(scope="module")
-def template(_environment: None, tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> WorldTemplate:
-    """The world, built once for this module."""
-    return WorldTemplate.build(tmp_path_factory.mktemp("access-world"), migrated_sqlite)
-
-
-@pytest.fixture
-async def registry(template: WorldTemplate, tmp_path: Path) -> AsyncIterator[RegistryClient]:
-    """A client of this test's own copy of the world."""
-    async with AsyncExitStack() as stack:
-        yield await template.open(stack, tmp_path)
+isolated, template, open_world, registry = world_fixtures()
 
 
 # -- the actions ----------------------------------------------------------------------------------------------
@@ -257,6 +258,29 @@ async def list_tags(client: RegistryClient, world: World, who: Account, project:
     return response
 
 
+async def list_members(client: RegistryClient, world: World, who: Account, project: str) -> httpx.Response:
+    response = await client.http.get(f"/api/v1/projects/{project}/members", auth=who.auth)
+    if response.status_code == 200:
+        members = {(m["kind"], m["name"], m["role"]) for m in response.json()["members"]}
+        assert members == {("user", USERS[role], str(r)) for role, r in MEMBER_ROLES.items()}
+    return response
+
+
+async def set_member(client: RegistryClient, world: World, who: Account, project: str) -> httpx.Response:
+    path = f"/api/v1/projects/{project}/members/users/{USERS[NON_MEMBER]}"
+    response = await client.http.put(path, json={"role": "developer"}, auth=who.auth)
+    role = access_of(client).store.role_of(USERS[NON_MEMBER], project)
+    assert role is (Role.DEVELOPER if response.status_code == 200 else None)
+    return response
+
+
+async def remove_member(client: RegistryClient, world: World, who: Account, project: str) -> httpx.Response:
+    response = await client.http.delete(f"/api/v1/projects/{project}/members/users/{USERS[GUEST]}", auth=who.auth)
+    role = access_of(client).store.role_of(USERS[GUEST], project)
+    assert role is (None if response.status_code == 204 else Role.GUEST)
+    return response
+
+
 def mount_from(source: Callable[[str], str]) -> Step:
     """Mounting the first layer of ``source(project)`` into ``<project>/app``."""
 
@@ -290,17 +314,29 @@ ACTIONS: dict[str, Step] = {
     "mount_same": mount_from(lambda project: f"{project}/base"),
     "mount_public": mount_from(lambda project: f"{COMMONS}/base"),
     "mount_private": mount_from(lambda project: f"{VAULT}/base"),
+    "list_members": list_members,
+    "set_member": set_member,
+    "remove_member": remove_member,
 }
+
+
+def assert_management_refusal(response: httpx.Response, case: Case) -> None:
+    """The management API's 401 challenges like the registry's (no scope: tokens' scopes play no part there)."""
+    assert response.headers["cache-control"] == "no-store"
+    if case.status in (401, 403):
+        code = "UNAUTHORIZED" if case.status == 401 else "FORBIDDEN"
+        assert [e["code"] for e in response.json()["errors"]] == [code], response.text
+    if case.status == 401:
+        assert_challenge(response)
 
 
 def assert_refusal(response: httpx.Response, case: Case, who: Account) -> None:
     """A 401 challenges for the scope the action needs; a 403 is ``DENIED`` naming who may not do it."""
-    if case.status == 401:
+    if case.action in MANAGEMENT:
+        assert_management_refusal(response, case)
+    elif case.status == 401:
         assert_error(response, 401, "UNAUTHORIZED")
-        scope = f"repository:{case.project}/app:{CHALLENGE_ACTIONS[case.action]}"
-        assert response.headers["www-authenticate"] == (
-            f'Bearer realm="http://registry.test/auth/token",service="trustyard",scope="{scope}"'
-        )
+        assert_challenge(response, f"repository:{case.project}/app:{CHALLENGE_ACTIONS[case.action]}")
     elif case.status == 403:
         assert_error(response, 403, "DENIED")
         message = response.json()["errors"][0]["message"]
@@ -458,10 +494,7 @@ async def test_token_flow_grants_the_intersection_of_asked_and_allowed(
     started = await client.http.post(
         "/v2/pub/app/blobs/uploads/", headers={"Authorization": f"Bearer {response.json()['token']}"}
     )
-    may_push = "push" in GRANTS[role]["pub/app"]
-    if may_push:
-        assert_error(started, 401, "UNAUTHORIZED")
-        assert 'error="insufficient_scope"' in started.headers["www-authenticate"]
-        assert 'scope="repository:pub/app:pull,push"' in started.headers["www-authenticate"]
+    if "push" in GRANTS[role]["pub/app"]:
+        assert_insufficient_scope(started, "repository:pub/app:pull,push")
     else:
         assert started.status_code == refused, started.text

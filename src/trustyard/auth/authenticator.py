@@ -26,7 +26,7 @@ from typing import Final
 
 from trustyard.auth.audit import AuditEvent, AuditLog
 from trustyard.auth.errors import AuthenticationError, ThrottledError
-from trustyard.auth.policy import ANONYMOUS, AccessPolicy, Kind, Principal
+from trustyard.auth.policy import ANONYMOUS, AccessPolicy, Kind, Principal, account_id
 from trustyard.auth.providers import IdentityProvider
 from trustyard.auth.scopes import WILDCARD, Scope
 from trustyard.auth.store import ROBOT_PREFIX, IdentityStore
@@ -96,10 +96,10 @@ class Authenticator:
         try:
             if username.startswith(ROBOT_PREFIX):
                 robot = self.store.authenticate_robot(username[len(ROBOT_PREFIX) :], password)
-                principal = Principal(Kind.ROBOT, robot.name, robot=robot)
+                principal = Principal(Kind.ROBOT, robot.name, robot=robot, account=account_id(robot))
             else:
                 user = self.provider.authenticate(username, password)
-                principal = Principal(Kind.USER, user.name, is_admin=user.is_admin)
+                principal = Principal(Kind.USER, user.name, is_admin=user.is_admin, account=account_id(user))
         except AuthenticationError as e:
             self.throttle.record_failure(username, address)
             self.audit.record(AuditEvent(username, "login", "failure", address=address, detail={"reason": str(e)}))
@@ -136,7 +136,10 @@ class Authenticator:
             return Caller(self._basic_login(username, password, address), via="basic")
         if scheme.lower() == "bearer":
             claims = self.tokens.verify(credentials)
-            return Caller(self.policy.resolve(claims.subject), granted=claims.access, via="bearer")
+            principal = self.policy.resolve(claims.subject)
+            if claims.account is not None and claims.account != principal.account:
+                raise AuthenticationError(f"the account {claims.subject!r} this token was issued to no longer exists")
+            return Caller(principal, granted=claims.access, via="bearer")
         raise AuthenticationError(f"unsupported authorization scheme {scheme[:20]!r}; use Basic or Bearer")
 
 

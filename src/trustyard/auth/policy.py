@@ -23,11 +23,11 @@ from enum import StrEnum
 from typing import Final
 
 from trustyard.auth.errors import AuthenticationError
-from trustyard.auth.model import Action, Robot, Role
+from trustyard.auth.model import Action, Robot, Role, User
 from trustyard.auth.roles import ROLE_ACTIONS
 from trustyard.auth.store import ROBOT_PREFIX, IdentityStore
 
-__all__ = ["ALL_ACTIONS", "ANONYMOUS", "AccessPolicy", "Kind", "Principal", "project_of"]
+__all__ = ["ALL_ACTIONS", "ANONYMOUS", "AccessPolicy", "Kind", "Principal", "account_id", "project_of"]
 
 ALL_ACTIONS: Final = frozenset(Action)
 _PUBLIC: Final = frozenset({Action.PULL, Action.LIST})
@@ -51,6 +51,8 @@ class Principal:
     name: str
     is_admin: bool = False
     robot: Robot | None = None
+    account: str | None = None
+    """Which account has the name now (``account_id``); ``None`` for anonymous."""
 
     @property
     def subject(self) -> str:
@@ -66,6 +68,12 @@ class Principal:
 
 
 ANONYMOUS: Final = Principal(Kind.ANONYMOUS, "")
+
+
+def account_id(account: User | Robot) -> str:
+    """What tells a user or robot account from an earlier one of the same name (deleted, then created again):
+    its row id and creation time. Tokens carry it, so the new account never inherits the old one's tokens."""
+    return f"{account.id}@{account.created_at!r}"
 
 
 def project_of(repository: str) -> str:
@@ -139,13 +147,13 @@ class AccessPolicy:
                 return AuthenticationError(f"robot account {subject!r} is disabled")
             if robot.is_expired(time.time()):
                 return AuthenticationError(f"robot account {subject!r} has expired")
-            return Principal(Kind.ROBOT, robot.name, robot=robot)
+            return Principal(Kind.ROBOT, robot.name, robot=robot, account=account_id(robot))
         user = self.store.get_user(subject)
         if user is None:
             return AuthenticationError(f"user {subject!r} no longer exists")
         if user.disabled:
             return AuthenticationError(f"account {subject!r} is disabled")
-        return Principal(Kind.USER, user.name, is_admin=user.is_admin)
+        return Principal(Kind.USER, user.name, is_admin=user.is_admin, account=account_id(user))
 
     def actions(self, principal: Principal, repository: str) -> frozenset[Action]:
         """Every action ``principal`` may take on ``repository`` (a repository name, or a project name)."""

@@ -9,7 +9,9 @@ Verification is pinned: algorithm ES256 only, our ``kid`` only, our key only, ou
 and ``exp``/``nbf``/``iat`` against an injectable clock with a small leeway. It raises ``AuthenticationError``
 and never returns a bool. Refresh tokens are JWTs with a distinct header ``typ`` (an access token is never
 accepted as a refresh token, nor the reverse), bound to subject and service, and revoked by a per-subject
-generation counter the caller stores and passes in (bump it to revoke every refresh token of a user).
+generation counter the caller stores and passes in (bump it to revoke every refresh token of a user). Both kinds
+may name the account they were issued to (claim ``acc``): an account deleted and created again under the same
+name is another account, and must not inherit the old one's tokens (its refresh-token counter starts over).
 
 Not here: who may get which scopes (the caller passes the granted list), HTTP, persisting generations.
 """
@@ -52,6 +54,14 @@ def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     return ":".join(encoded[i : i + 4] for i in range(0, 48, 4))
 
 
+def _account(claims: dict[str, Any]) -> str | None:
+    """The ``acc`` claim, if any."""
+    account = claims.get("acc")
+    if account is not None and not isinstance(account, str):
+        raise AuthenticationError("invalid token claims")
+    return account
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     """The verified claims of an access token."""
@@ -64,6 +74,8 @@ class AccessClaims:
     issued_at: float
     jwt_id: str
     access: tuple[Scope, ...]
+    account: str | None = None
+    """The account the token was issued to, when it was issued with one (claim ``acc``)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,8 @@ class RefreshClaims:
     issued_at: float
     jwt_id: str
     generation: int
+    account: str | None = None
+    """The account the token was issued to, when it was issued with one (``issue_refresh(account=...)``)."""
 
 
 def _load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
@@ -199,19 +213,38 @@ class TokenService:
         }
 
     def issue(
-        self, subject: str, access: Sequence[Scope], *, audience: str | None = None, lifetime: float | None = None
+        self,
+        subject: str,
+        access: Sequence[Scope],
+        *,
+        audience: str | None = None,
+        lifetime: float | None = None,
+        account: str | None = None,
     ) -> str:
-        """A compact JWT granting ``access`` to ``subject`` (``""`` for anonymous) for ``audience``."""
+        """A compact JWT granting ``access`` to ``subject`` (``""`` for anonymous) for ``audience``.
+
+        ``account`` (claim ``acc``) names the account behind ``subject``, for the caller to check that the
+        subject's name still belongs to it when the token comes back (``AccessClaims.account``).
+        """
         claims = self._base_claims(subject, audience or self.service, self.lifetime if lifetime is None else lifetime)
         claims["access"] = to_access_claim(access)
+        if account is not None:
+            claims["acc"] = account
         return self._sign(claims, ACCESS_TOKEN_TYPE)
 
-    def issue_refresh(self, subject: str, generation: int, *, lifetime: float | None = None) -> str:
-        """A refresh token for ``subject`` on our service, valid while its generation counter is ``generation``."""
+    def issue_refresh(
+        self, subject: str, generation: int, *, account: str | None = None, lifetime: float | None = None
+    ) -> str:
+        """A refresh token for ``subject`` on our service, valid while its generation counter is ``generation``.
+
+        ``account`` (claim ``acc``) names the account behind ``subject`` for ``verify_refresh(account=...)``.
+        """
         if not subject:
             raise AuthenticationError("refresh tokens are only issued to authenticated users")
         claims = self._base_claims(subject, self.service, self.refresh_lifetime if lifetime is None else lifetime)
         claims["gen"] = generation
+        if account is not None:
+            claims["acc"] = account
         return self._sign(claims, REFRESH_TOKEN_TYPE)
 
     def _decode(self, token: str, typ: str, audience: str) -> dict[str, Any]:
@@ -278,12 +311,20 @@ class TokenService:
             issued_at=claims["iat"],
             jwt_id=claims["jti"],
             access=tuple(access),
+            account=_account(claims),
         )
 
-    def verify_refresh(self, token: str, *, generation: Callable[[str], int | None]) -> RefreshClaims:
+    def verify_refresh(
+        self,
+        token: str,
+        *,
+        generation: Callable[[str], int | None],
+        account: Callable[[str], str | None] | None = None,
+    ) -> RefreshClaims:
         """Verify a refresh token; ``generation(subject)`` is the subject's current counter (None: no such user).
 
-        A token whose generation differs from the current one has been revoked.
+        A token whose generation differs from the current one has been revoked. With ``account``, the token must
+        also have been issued to ``account(subject)``, the account that has the subject's name now.
         """
         claims = self._decode(token, REFRESH_TOKEN_TYPE, self.service)
         gen = claims.get("gen")
@@ -293,6 +334,9 @@ class TokenService:
         current = generation(subject)
         if current is None or current != gen:
             raise AuthenticationError("refresh token revoked")
+        issued_to = _account(claims)
+        if account is not None and (issued_to is None or issued_to != account(subject)):
+            raise AuthenticationError("refresh token revoked")
         return RefreshClaims(
             issuer=claims["iss"],
             subject=subject,
@@ -301,4 +345,5 @@ class TokenService:
             issued_at=claims["iat"],
             jwt_id=claims["jti"],
             generation=gen,
+            account=issued_to,
         )

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from trustyard.auth.audit import AuditEvent
 from trustyard.auth.authenticator import parse_basic
 from trustyard.auth.errors import AuthenticationError, ThrottledError
-from trustyard.auth.policy import ANONYMOUS, Kind, Principal
+from trustyard.auth.policy import ANONYMOUS, Kind, Principal, account_id
 from trustyard.auth.scopes import InvalidScopeError, Scope, intersect, parse_scopes
 from trustyard.auth.service import AccessControl
 from trustyard.oci.reference import InvalidReferenceError, validate_name
@@ -79,12 +79,18 @@ def _login(access: AccessControl, username: str, password: str, address: str) ->
         raise _BadRequestError("invalid_grant", e.message, 401) from None
 
 
+def _account(access: AccessControl, name: str) -> str | None:
+    """Which account has the user name ``name`` now (``policy.account_id``), ``None`` if none has."""
+    user = access.store.get_user(name)
+    return None if user is None else account_id(user)
+
+
 def _issue(
     access: AccessControl, principal: Principal, requested: list[Scope], address: str, *, refresh: bool, how: str
 ) -> dict[str, Any]:
     granted = intersect(requested, _allowed(access, principal, requested))
     tokens = access.tokens
-    token = tokens.issue(principal.subject, granted)
+    token = tokens.issue(principal.subject, granted, account=principal.account)
     body: dict[str, Any] = {
         "token": token,
         "access_token": token,
@@ -94,8 +100,8 @@ def _issue(
     }
     if refresh and principal.kind is Kind.USER:
         generation = access.store.token_generation(principal.name)
-        if generation is not None:
-            body["refresh_token"] = tokens.issue_refresh(principal.name, generation)
+        if generation is not None and principal.account is not None:
+            body["refresh_token"] = tokens.issue_refresh(principal.name, generation, account=principal.account)
     access.audit.record(
         AuditEvent(
             principal.subject,
@@ -166,7 +172,9 @@ def _post(access: AccessControl, request: Request, form: dict[str, str], scopes:
     if grant == "refresh_token":
         token = form.get("refresh_token", "")
         try:
-            claims = access.tokens.verify_refresh(token, generation=access.store.token_generation)
+            claims = access.tokens.verify_refresh(
+                token, generation=access.store.token_generation, account=lambda name: _account(access, name)
+            )
             principal = access.policy.resolve(claims.subject)
         except AuthenticationError as e:
             access.audit.record(AuditEvent("", "token", "failure", address=address, detail={"reason": e.message}))
