@@ -34,6 +34,7 @@ in a test (tests/benchmarks only exercise the pure helpers below).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -335,6 +336,25 @@ class Server:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    credentials: tuple[str, str] | None = None
+    """The user clients log in as (trustyard requires authentication out of the box); None: anonymous."""
+    env: dict[str, str] | None = None
+
+    def basic(self) -> dict[str, str]:
+        """An ``Authorization: Basic`` header for ``credentials`` (empty for an anonymous server)."""
+        if self.credentials is None:
+            return {}
+        token = base64.b64encode(":".join(self.credentials).encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def bearer(self, repo: str) -> dict[str, str]:
+        """A pull token for ``repo`` from the token endpoint, as a client gets one (empty when anonymous)."""
+        if self.credentials is None:
+            return {}
+        query = urllib.parse.urlencode({"service": "trustyard", "scope": f"repository:{repo}:pull"})
+        request = urllib.request.Request(f"http://{self.host}/auth/token?{query}", headers=self.basic())
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return {"Authorization": f"Bearer {json.loads(response.read())['token']}"}
 
     @property
     def host(self) -> str:
@@ -354,6 +374,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=self.env,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -362,7 +383,8 @@ class Server:
                     f"{self.label} exited with {self.process.returncode} while starting:\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as response:
+                ping = urllib.request.Request(f"http://{self.host}/v2/", headers=self.basic())
+                with urllib.request.urlopen(ping, timeout=2) as response:  # noqa: S310
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -474,12 +496,17 @@ def start_reference(workdir: Path) -> Server:
     return Server("reference", ["docker-registry", "serve", str(config_path)], port, workdir / "reference.log")
 
 
+BENCH_PASSWORD = "benchmark-admin-password"  # noqa: S105 - a throwaway server's first administrator
+
+
 def start_trustyard(workdir: Path, command: Sequence[str]) -> Server:
     port = free_port()
     data_dir = workdir / "trustyard-data"
     data_dir.mkdir()
     argv = [*command, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
-    return Server("trustyard", argv, port, workdir / "trustyard.log")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTYARD_")}
+    env["TRUSTYARD_ADMIN_PASSWORD"] = BENCH_PASSWORD
+    return Server("trustyard", argv, port, workdir / "trustyard.log", credentials=("admin", BENCH_PASSWORD), env=env)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -519,10 +546,12 @@ class Skopeo:
             "sh", "-c", script, "sh", str(SKOPEO_CACHE_DIR), str(cache), "skopeo", *args,
         ]  # fmt: skip
 
-    def copy(self, source: str, destination: str) -> Copied:
-        """Copy ``source`` to ``destination`` byte for byte."""
-        tls = "--dest-tls-verify=false" if destination.startswith("docker://") else "--src-tls-verify=false"
-        args = ["copy", "--preserve-digests", tls, source, destination]
+    def copy(self, source: str, destination: str, credentials: tuple[str, str] | None = None) -> Copied:
+        """Copy ``source`` to ``destination`` byte for byte, logged in as ``credentials`` at the registry."""
+        push = destination.startswith("docker://")
+        tls = "--dest-tls-verify=false" if push else "--src-tls-verify=false"
+        creds = [] if credentials is None else ["--dest-creds" if push else "--src-creds", ":".join(credentials)]
+        args = ["copy", "--preserve-digests", tls, *creds, source, destination]
         with tempfile.TemporaryDirectory(dir=self._scratch, prefix="blob-info-cache-") as cache:
             if not self.isolated:
                 SKOPEO_CACHE_FILE.unlink(missing_ok=True)
@@ -544,6 +573,7 @@ class Skopeo:
 WRK_SCRIPT = """\
 wrk.method = "GET"
 wrk.headers["Accept"] = "%(accept)s"
+%(extra)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -601,9 +631,10 @@ class WrkSettings:
     duration_s: int = 10
 
 
-def run_wrk(url: str, settings: WrkSettings, scratch: Path) -> WrkResult:
+def run_wrk(url: str, settings: WrkSettings, scratch: Path, headers: dict[str, str] | None = None) -> WrkResult:
     script = scratch / "manifest-get.lua"
-    script.write_text(WRK_SCRIPT % {"accept": MANIFEST_ACCEPT})
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+    script.write_text(WRK_SCRIPT % {"accept": MANIFEST_ACCEPT, "extra": extra})
     argv = [
         "wrk", f"-t{settings.threads}", f"-c{settings.connections}", f"-d{settings.duration_s}s",
         "--timeout", "5s", "-s", str(script), url,
@@ -622,9 +653,9 @@ def run_wrk(url: str, settings: WrkSettings, scratch: Path) -> WrkResult:
     return parsed
 
 
-def check_manifest(url: str, expected_digest: str) -> None:
+def check_manifest(url: str, expected_digest: str, headers: dict[str, str] | None = None) -> None:
     """One GET with the benchmark's Accept header: 200 and the pushed manifest's bytes."""
-    request = urllib.request.Request(url, headers={"Accept": MANIFEST_ACCEPT})  # noqa: S310
+    request = urllib.request.Request(url, headers={"Accept": MANIFEST_ACCEPT, **(headers or {})})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             body = response.read()
@@ -696,11 +727,15 @@ class Ingested:
 CURL_PATCH_HEADERS = ("Content-Type: application/octet-stream", "Transfer-Encoding: chunked")
 
 
-def _curl(method: str, url: str, body: Path | None, response_body: Path) -> CurlResponse:
+def _curl(
+    method: str, url: str, body: Path | None, response_body: Path, headers: dict[str, str] | None = None
+) -> CurlResponse:
     argv = [
         "curl", "--silent", "--show-error", "--globoff", "--http1.1", "-X", method, "-H", "Expect:",
         "-o", str(response_body), "-w", CURL_WRITE_OUT,
     ]  # fmt: skip
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
     if body is None:
         argv += ["-H", "Content-Length: 0"]
     else:
@@ -719,7 +754,9 @@ def _curl(method: str, url: str, body: Path | None, response_body: Path) -> Curl
     return parse_curl_output(result.stdout)
 
 
-def curl_ingest(host: str, repo: str, blob: Blob, path: Path, scratch: Path) -> Ingested:
+def curl_ingest(
+    host: str, repo: str, blob: Blob, path: Path, scratch: Path, headers: dict[str, str] | None = None
+) -> Ingested:
     """Upload the blob file ``path`` as a client would, with curl: ``POST /v2/<repo>/blobs/uploads/``, the
     whole file in one streamed (chunked) PATCH to the session's Location, then ``PUT <Location>&digest=``.
 
@@ -737,11 +774,11 @@ def curl_ingest(host: str, repo: str, blob: Blob, path: Path, scratch: Path) -> 
         return location
 
     started, cpu = time.perf_counter(), _children_cpu_seconds()
-    opened = _curl("POST", f"http://{host}/v2/{repo}/blobs/uploads/", None, response_body)
+    opened = _curl("POST", f"http://{host}/v2/{repo}/blobs/uploads/", None, response_body, headers)
     location = check(opened, 202, f"POST /v2/{repo}/blobs/uploads/")
-    patched = _curl("PATCH", upload_url(host, location), path, response_body)
+    patched = _curl("PATCH", upload_url(host, location), path, response_body, headers)
     location = check(patched, 202, f"PATCH of {blob.size:,} bytes")
-    closed = _curl("PUT", upload_url(host, location, blob.digest), None, response_body)
+    closed = _curl("PUT", upload_url(host, location, blob.digest), None, response_body, headers)
     check(closed, 201, f"PUT ?digest={blob.digest}")
     elapsed, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu
     if range_end(patched) != blob.size - 1:
@@ -1161,12 +1198,14 @@ class Session:
         return self.run
 
     def _push(self, image: Image, repo: str) -> Copied:
-        return self._skopeo.copy(image.reference, f"docker://{self.server.host}/{repo}:{image.tag}")
+        target = f"docker://{self.server.host}/{repo}:{image.tag}"
+        return self._skopeo.copy(image.reference, target, self.server.credentials)
 
     def _pull(self, image: Image, repo: str) -> Copied:
         dest = self._pull_root / f"trustyard-bench-pull-{uuid.uuid4().hex}"
         try:
-            copied = self._skopeo.copy(f"docker://{self.server.host}/{repo}:{image.tag}", f"dir:{dest}")
+            source = f"docker://{self.server.host}/{repo}:{image.tag}"
+            copied = self._skopeo.copy(source, f"dir:{dest}", self.server.credentials)
             for layer in image.layers:
                 got = dest / layer.blob.digest.removeprefix("sha256:")
                 if not got.is_file() or got.stat().st_size != layer.blob.size:
@@ -1196,7 +1235,9 @@ class Session:
         (layer,) = self._big.layers
         path = self._big.layout / "blobs" / "sha256" / layer.blob.digest.removeprefix("sha256:")
         cpu = tree_cpu_seconds(self.server.pid)
-        ingested = curl_ingest(self.server.host, self._ingest_repo, layer.blob, path, self._scratch)
+        ingested = curl_ingest(
+            self.server.host, self._ingest_repo, layer.blob, path, self._scratch, self.server.basic()
+        )
         values["cpu_ingest_big_s"] = tree_cpu_seconds(self.server.pid) - cpu
         values["client_cpu_ingest_big_s"] = ingested.client_cpu_s
         values["ingest_big_s"] = ingested.seconds
@@ -1235,9 +1276,10 @@ class Session:
 
     def manifest_get(self) -> None:
         url = f"http://{self.server.host}/v2/{self._big_repo}/manifests/{self._big.tag}"
-        check_manifest(url, self._big.manifest.digest)
+        token = self.server.bearer(self._big_repo)  # what docker, podman and skopeo present: a pull token
+        check_manifest(url, self._big.manifest.digest, token)
         cpu = tree_cpu_seconds(self.server.pid)
-        wrk = run_wrk(url, self._settings.wrk, self._scratch)
+        wrk = run_wrk(url, self._settings.wrk, self._scratch, token)
         self.run.values["cpu_manifest_us"] = (tree_cpu_seconds(self.server.pid) - cpu) / wrk.requests * 1e6
         self.run.values["manifest_rps"] = wrk.requests_per_s
         self.run.values["manifest_p50_ms"] = wrk.latency_p50_ms
@@ -1461,12 +1503,13 @@ def run_profile(settings: Settings, outdir: Path, console: Console) -> None:
         pulled = _pull_root(workdir, big.layer_bytes) / f"trustyard-profile-pull-{uuid.uuid4().hex}"
 
         def manifest_load() -> None:
-            check_manifest(url, big.manifest.digest)
-            log(f"under py-spy: {run_wrk(url, settings.wrk, workdir).requests_per_s:,.0f} req/s")
+            token = server.bearer(repo)
+            check_manifest(url, big.manifest.digest, token)
+            log(f"under py-spy: {run_wrk(url, settings.wrk, workdir, token).requests_per_s:,.0f} req/s")
 
         phases: list[tuple[str, Callable[[], object]]] = [
-            ("push", lambda: skopeo.copy(big.reference, target)),
-            ("pull", lambda: skopeo.copy(target, f"dir:{pulled}")),
+            ("push", lambda: skopeo.copy(big.reference, target, server.credentials)),
+            ("pull", lambda: skopeo.copy(target, f"dir:{pulled}", server.credentials)),
             ("manifest-get", manifest_load),
         ]
         try:

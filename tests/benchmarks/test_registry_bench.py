@@ -93,8 +93,10 @@ def test_parse_wrk_output() -> None:
 
 
 def test_wrk_script_is_lua_with_the_accept_header() -> None:
-    script = bench.WRK_SCRIPT % {"accept": bench.MANIFEST_ACCEPT}
+    token = 'wrk.headers["Authorization"] = "Bearer abc"\n'
+    script = bench.WRK_SCRIPT % {"accept": bench.MANIFEST_ACCEPT, "extra": token}
     assert f'wrk.headers["Accept"] = "{bench.MANIFEST_ACCEPT}"' in script
+    assert token in script
     assert "%%" not in script and "latency:percentile(99)" in script
 
 
