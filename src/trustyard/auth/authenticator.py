@@ -6,7 +6,8 @@
 ``Bearer`` credentials into a ``Caller``; a bearer token's subject is looked up again on every request
 (``AccessPolicy.resolve``), so a deleted, disabled or expired account's tokens stop working before they expire.
 
-Successful Basic logins are remembered for ``cache_ttl`` seconds under a SHA-256 of the credentials, because
+Verified tokens are remembered until they expire (their signature cannot change), and successful Basic
+logins are remembered for ``cache_ttl`` seconds under a SHA-256 of the credentials, because
 argon2 costs tens of milliseconds by design and clients such as curl send Basic credentials with every
 request; any change to identities made through this process forgets them at once.
 
@@ -31,7 +32,7 @@ from trustyard.auth.providers import IdentityProvider
 from trustyard.auth.scopes import WILDCARD, Scope
 from trustyard.auth.store import ROBOT_PREFIX, IdentityStore
 from trustyard.auth.throttle import LoginThrottle
-from trustyard.auth.tokens import TokenService
+from trustyard.auth.tokens import AccessClaims, TokenService
 
 __all__ = ["Authenticator", "Caller"]
 
@@ -82,6 +83,7 @@ class Authenticator:
         self._clock = clock
         self._lock = threading.Lock()
         self._basic: dict[bytes, tuple[float, str]] = {}
+        self._verified: dict[str, AccessClaims] = {}
         self._version = store.version
 
     def login(self, username: str, password: str, address: str, *, via: str = "password") -> Principal:
@@ -135,12 +137,25 @@ class Authenticator:
             username, password = parse_basic(credentials)
             return Caller(self._basic_login(username, password, address), via="basic")
         if scheme.lower() == "bearer":
-            claims = self.tokens.verify(credentials)
+            claims = self._verify(credentials)
             principal = self.policy.resolve(claims.subject)
             if claims.account is not None and claims.account != principal.account:
                 raise AuthenticationError(f"the account {claims.subject!r} this token was issued to no longer exists")
             return Caller(principal, granted=claims.access, via="bearer")
         raise AuthenticationError(f"unsupported authorization scheme {scheme[:20]!r}; use Basic or Bearer")
+
+    def _verify(self, token: str) -> AccessClaims:
+        """``TokenService.verify``, remembered until the token expires: a client presents one token for many
+        requests, and an ECDSA verification costs more than the rest of a manifest GET."""
+        claims = self._verified.get(token)
+        if claims is not None and self.tokens.now() < claims.expires_at + self.tokens.leeway:
+            return claims
+        claims = self.tokens.verify(token)
+        with self._lock:
+            if len(self._verified) >= _MAX_CACHED:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
 
 
 def parse_basic(credentials: str) -> tuple[str, str]:

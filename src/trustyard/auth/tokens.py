@@ -180,6 +180,10 @@ class TokenService:
             leeway=settings.token_leeway,
         )
 
+    def now(self) -> float:
+        """The service's clock (Unix seconds), against which token times are checked."""
+        return self._clock()
+
     def _signing_key(self) -> tuple[ec.EllipticCurvePrivateKey, str]:
         with self._lock:
             if self._key is None:
