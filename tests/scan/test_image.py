@@ -135,3 +135,19 @@ def test_resolution_never_leaves_the_root(links: list[tuple[str, str]], path: st
     if resolved is not None:
         assert not resolved.startswith("/")
         assert ".." not in resolved.split("/")
+
+
+def test_a_symlink_written_mid_layer_moves_the_entries_after_it() -> None:
+    merged = view(
+        layer(directory("usr"), directory("usr/lib"), file("lib/a", b"a")),
+        layer(file("lib/b", b"b"), symlink("lib", "usr/lib"), file("lib/c", b"c")),
+    )
+    assert "lib/b" not in merged and "usr/lib/c" in merged and "lib/a" not in merged
+
+
+def test_a_symlink_replaced_by_a_directory_mid_layer_stops_redirecting() -> None:
+    merged = view(
+        layer(directory("usr"), directory("usr/lib"), symlink("lib", "usr/lib")),
+        layer(file("lib/a", b"a"), directory("lib"), file("lib/b", b"b")),
+    )
+    assert "usr/lib/a" in merged and "lib/b" in merged and "usr/lib/b" not in merged

@@ -160,10 +160,12 @@ def decode_layer(data: Any) -> Layer:
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
         raise ValueError("not a layer cache entry of this format")
     entries: dict[str, LayerEntry] = {}
+    types, make = _ENTRY_TYPES, LayerEntry
     for path, kind, size, mode, uid, gid, link_target, sha256 in data["entries"]:
-        if not isinstance(path, str) or not all(isinstance(n, int) for n in (size, mode, uid, gid)):
+        # exact type checks, inline: this loop runs once per file of every cached layer
+        if type(path) is not str or type(size) is not int or type(mode) is not int:
             raise TypeError("malformed entry")
-        entries[path] = LayerEntry(path, _ENTRY_TYPES[kind], size, mode, uid, gid, link_target, sha256)
+        entries[path] = make(path, types[kind], size, mode, uid, gid, link_target, sha256)
     digest = data["digest"]
     return Layer(
         digest=Digest.parse(digest) if digest is not None else None,

@@ -18,7 +18,7 @@ Not here: reading layers (``layers.py``) or deciding what files mean (``analyzer
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from trustyard.oci.digest import Digest
@@ -67,8 +67,27 @@ class ImageView:
                 self._remove(child, changed)
         for path in sorted(layer.whiteouts):
             self._remove(self._place(path), changed)
+        # Parents resolved once per layer: thousands of entries share a few hundred directories. A resolution
+        # stays valid until a symlink is written or replaced, or a directory (with its symlinks) is replaced.
+        parents: dict[str, str | None] = {}
         for path, entry in layer.entries.items():
-            place = self._place(path)
+            parent, _, base = path.rpartition("/")
+            place = path
+            if parent:
+                if parent not in parents:
+                    parents[parent] = self.resolve(parent)
+                where = parents[parent]
+                if where is not None:
+                    place = f"{where}/{base}" if where else base
+            previous = self._files.get(place)
+            if entry.type is EntryType.SYMLINK or (
+                previous is not None
+                and (
+                    previous.entry.type is EntryType.SYMLINK
+                    or (entry.type is not EntryType.DIR and place in self._children)
+                )
+            ):
+                parents.clear()
             self._write(place, entry, layer.contents.get(path), layer_id, changed)
         return changed
 
@@ -89,13 +108,13 @@ class ImageView:
             for child in list(self._children.get(path, ())):
                 self._remove(child, changed)
         if entry.path != path:
-            entry = replace(entry, path=path)
+            entry = entry._replace(path=path)
         if entry.type is EntryType.HARDLINK and entry.link_target is not None:
             target_path = self.resolve(entry.link_target)
             target = self._files.get(target_path) if target_path is not None else None
             if target is not None and target.is_regular:
                 if entry.sha256 is None:
-                    entry = replace(entry, sha256=target.entry.sha256, size=target.entry.size)
+                    entry = entry._replace(sha256=target.entry.sha256, size=target.entry.size)
                 if content is None and target_path is not None:
                     content = self._contents.get(target_path)
         self._files[path] = ImageFile(entry, layer_id)

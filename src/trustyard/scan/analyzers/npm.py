@@ -32,6 +32,9 @@ _LOCKS: Final = {
 }
 
 
+_NAMES: Final = ("package.json", *_LOCKS)
+
+
 def _installed(path: str) -> bool:
     """``.../node_modules/NAME/package.json`` or ``.../node_modules/@SCOPE/NAME/package.json``."""
     parts = path.split("/")
@@ -56,6 +59,8 @@ class NpmAnalyzer:
 
     def wants(self, path: str) -> bool:
         """Installed package.json files and lock files outside node_modules."""
+        if not path.endswith(_NAMES):  # asked of every path: the cheap test first
+            return False
         if _installed(path):
             return True
         return path.rpartition("/")[2] in _LOCKS and "node_modules/" not in path

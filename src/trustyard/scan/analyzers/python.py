@@ -43,13 +43,12 @@ def normalize(name: str) -> str:
 
 
 def _lock_parser(path: str) -> Callable[[bytes, str], list[LockedPackage]] | None:
-    """The parser of the lock file at ``path``, if it is one outside installed packages."""
-    if any(d in path for d in _PACKAGE_DIRS):
-        return None
+    """The parser of the lock file at ``path``, if it is one outside installed packages (asked of every path)."""
     base = path.rpartition("/")[2]
-    if base.startswith("requirements") and base.endswith(".txt"):
-        return parse_requirements
-    return _LOCKS.get(base)
+    parser = parse_requirements if base.startswith("requirements") and base.endswith(".txt") else _LOCKS.get(base)
+    if parser is None or any(d in path for d in _PACKAGE_DIRS):
+        return None
+    return parser
 
 
 class PythonAnalyzer:

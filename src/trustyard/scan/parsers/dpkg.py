@@ -15,6 +15,7 @@ from typing import Final
 from trustyard.scan.parsers.deb822 import Deb822Error, Paragraph, iter_paragraphs
 
 _SOURCE: Final = re.compile(r"(\S+)(?:\s+\(([^()\s]+)\))?")
+_MD5: Final = re.compile(r"[0-9a-f]{32}")
 
 
 class DpkgError(Deb822Error):
@@ -79,7 +80,7 @@ def parse_md5sums(data: bytes, where: str = "md5sums") -> dict[str, str]:
             continue
         digest, _, path = line.partition(" ")
         path = path.lstrip(" *").lstrip("/")
-        if len(digest) != 32 or not path or any(c not in "0123456789abcdef" for c in digest):
+        if len(digest) != 32 or not path or not _MD5.fullmatch(digest):
             raise DpkgError(f"{where}:{number}: not an '<md5>  <path>' line")
         sums[path] = digest
     return sums
