@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from scan.shared import OCI_ALPINE_APP, OCI_ALPINE_APP_TAG, expected
 from trustyard.cli import main
+from trustyard.cli.sbom import _index
+from trustyard.scan.indexer import Indexer
 
 OCI = f"oci:{OCI_ALPINE_APP}:{OCI_ALPINE_APP_TAG}"
 
@@ -83,3 +87,10 @@ def test_a_bad_image_reference_is_a_one_line_error(image: str, message: str, tmp
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr
+
+
+def test_progress_bar_counts_layers_on_a_terminal(tmp_path: Path) -> None:
+    screen = StringIO()
+    report = _index(OCI, Indexer(), Console(file=screen, force_terminal=True, width=100))
+    assert len(report.layers) == 3
+    assert "layer 3/3" in screen.getvalue()

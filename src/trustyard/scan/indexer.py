@@ -7,6 +7,10 @@ and arch, reported without interruption since), so a package installed in the ba
 layer even when an upper layer rewrites the database to add others. Running analyzers per layer is also
 what gives a per-layer inventory.
 
+Analyzers of large files (Go binaries, Java archives) are ``Extractor``s: the walker keeps their summary of
+a file, not the file, when no other analyzer wants the same path (``reduce``); otherwise the whole file is
+kept and the extractor's ``extract`` runs on it just before ``analyze`` (``_inputs``).
+
 A package database an analyzer cannot read is a warning in the report, not the end of the scan: the other
 analyzers' results still stand. Layer and source errors end the scan (``ScanError``).
 
