@@ -242,3 +242,16 @@ def test_method_describes_the_curl_ingest() -> None:
     ingest = method["ingest"]
     assert "-H 'Transfer-Encoding: chunked'` to the Location" in ingest
     assert "&digest=" in ingest and "wall-clock seconds of the three requests" in ingest
+
+
+def test_write_section_replaces_only_the_registry_section(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    other = "## Image analysis: something else\n\nfigures\n"
+    out.write_text(f"# Benchmarks\n\n{bench.REGISTRY_SECTION}\n\nold figures\n\n### Machine\n\nold\n\n{other}")
+    bench.write_section(out, f"# Benchmarks\n\n{bench.REGISTRY_SECTION}\n\nnew figures\n")
+    text = out.read_text()
+    assert "new figures" in text and "old" not in text
+    assert text.endswith(other) and text.startswith("# Benchmarks\n\n" + bench.REGISTRY_SECTION)
+    fresh = tmp_path / "fresh.md"
+    bench.write_section(fresh, f"# Benchmarks\n\n{bench.REGISTRY_SECTION}\n\nfigures\n")
+    assert fresh.read_text() == f"# Benchmarks\n\n{bench.REGISTRY_SECTION}\n\nfigures\n"
