@@ -1,0 +1,41 @@
+"""Every advisory source, listed explicitly; ``--source NAME`` picks one, otherwise the content decides.
+
+Adding a source is adding one module with a ``Source`` and listing it here. The NVD (CVE JSON 2.0 with CPE
+configurations) is not written yet: its records match components by CPE, not by (ecosystem, name), and need
+the matcher's CPE side first.
+"""
+
+from __future__ import annotations
+
+from trustyard.scan.vulndb.errors import UnrecognizedSourceError
+from trustyard.scan.vulndb.sources.base import Document, Source, read_advisories
+from trustyard.scan.vulndb.sources.osv import OsvSource
+
+SOURCES: tuple[Source, ...] = (OsvSource(),)
+
+_BY_NAME: dict[str, Source] = {}
+for _source in SOURCES:
+    if _source.name in _BY_NAME:
+        raise RuntimeError(f"two advisory sources are named {_source.name!r}")
+    _BY_NAME[_source.name] = _source
+
+
+def source_named(name: str) -> Source:
+    """The source called ``name``; ``UnrecognizedSourceError`` listing the known names otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnrecognizedSourceError(f"unknown source {name!r}; known: {', '.join(sorted(_BY_NAME))}") from None
+
+
+def detect(document: Document) -> Source:
+    """The one source whose format ``document`` is in; ``UnrecognizedSourceError`` if none is."""
+    for source in SOURCES:
+        if source.recognizes(document.data):
+            return source
+    raise UnrecognizedSourceError(
+        f"{document.origin}: not in a known advisory format ({', '.join(sorted(_BY_NAME))}); pass --source"
+    )
+
+
+__all__ = ["SOURCES", "Document", "Source", "detect", "read_advisories", "source_named"]
