@@ -8,10 +8,12 @@ the matcher's CPE side first.
 from __future__ import annotations
 
 from trustyard.scan.vulndb.errors import UnrecognizedSourceError
+from trustyard.scan.vulndb.sources.alpine import AlpineSecdbSource
 from trustyard.scan.vulndb.sources.base import Document, Source, read_advisories
+from trustyard.scan.vulndb.sources.debian import DebianTrackerSource
 from trustyard.scan.vulndb.sources.osv import OsvSource
 
-SOURCES: tuple[Source, ...] = (OsvSource(),)
+SOURCES: tuple[Source, ...] = (OsvSource(), DebianTrackerSource(), AlpineSecdbSource())
 
 _BY_NAME: dict[str, Source] = {}
 for _source in SOURCES:
