@@ -10,6 +10,7 @@ import click
 
 from trustyard import __version__
 from trustyard.cli.admin import admin
+from trustyard.cli.bench import bench
 from trustyard.cli.gc import gc
 from trustyard.cli.sbom import sbom
 from trustyard.cli.serve import serve
@@ -30,5 +31,6 @@ main.add_command(serve)
 main.add_command(gc)
 main.add_command(admin)
 main.add_command(sbom)
+main.add_command(bench)
 
 __all__ = ["main"]
