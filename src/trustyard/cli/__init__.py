@@ -11,6 +11,7 @@ import click
 from trustyard import __version__
 from trustyard.cli.admin import admin
 from trustyard.cli.bench import bench
+from trustyard.cli.db import db
 from trustyard.cli.gc import gc
 from trustyard.cli.sbom import sbom
 from trustyard.cli.serve import serve
@@ -31,6 +32,7 @@ main.add_command(serve)
 main.add_command(gc)
 main.add_command(admin)
 main.add_command(sbom)
+main.add_command(db)
 main.add_command(bench)
 
 __all__ = ["main"]

@@ -1,0 +1,209 @@
+"""``trustyard db``: the local vulnerability store: import advisory data, show what it holds, export it.
+
+The store is ``<data dir>/vulndb.sqlite`` unless ``--db`` names another file; ``trustyard scan`` reads the
+same one. Commands parse options, call the vulnerability store (``trustyard.scan.vulndb``) and print a table
+or, with ``--json``, the report as JSON; a ``TrustyardError`` is one line on stderr and exit code 1.
+
+Not yet here: ``db update`` (every configured source from its public location), ``db push``/``db pull`` (the
+store as an OCI artifact), and the NVD source.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trustyard.cli.common import handle_errors
+from trustyard.config import load_settings
+from trustyard.scan.vulndb.download import download, is_url
+from trustyard.scan.vulndb.importer import import_path
+from trustyard.scan.vulndb.sources import SOURCES
+from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore, default_path
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_options(f: Callable[P, R]) -> Callable[P, R]:
+    """``--config``, ``--data-dir`` and ``--db``: where the vulnerability store is."""
+    f = click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The vulnerability store file. [default: vulndb.sqlite in the data dir]",
+    )(f)
+    f = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder holding the vulnerability store. [env: TRUSTYARD_DATA_DIR; default: per-user data folder]",
+    )(f)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="TOML file of settings. [env: TRUSTYARD_CONFIG]",
+    )(f)
+
+
+def _store_path(config_file: Path | None, data_dir: Path | None, db_path: Path | None) -> tuple[Path, Path]:
+    """(store file, data dir): ``--db`` wins over the data dir's default."""
+    settings = load_settings(config_file, data_dir=data_dir)
+    return (db_path or default_path(settings.data_dir)), settings.data_dir
+
+
+@click.group()
+def db() -> None:
+    """The local vulnerability store: import advisory data, see what it holds, export it."""
+
+
+def _import_table(report: ImportReport, store: Path) -> Table:
+    table = Table(title=f"imported into {escape(str(store))}")
+    for column in ("source", "records", "added", "changed", "unchanged", "older (kept newer)", "data time"):
+        table.add_column(column, justify="left" if column in ("source", "data time") else "right")
+    for feed in report.feeds.values():
+        table.add_row(
+            escape(feed.source),
+            f"{feed.records:,}",
+            f"{len(feed.added):,}",
+            f"{len(feed.changed):,}",
+            f"{feed.unchanged:,}",
+            f"{feed.older:,}",
+            feed.data_time or "-",
+        )
+    return table
+
+
+@db.command("import")
+@click.argument("location")
+@click.option(
+    "--source",
+    type=click.Choice(sorted(s.name for s in SOURCES)),
+    help="The data's format; by default recognised from the content.",
+)
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, with the added and changed ids.")
+@handle_errors
+def import_(
+    location: str,
+    source: str | None,
+    config_file: Path | None,
+    data_dir: Path | None,
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Import advisories from LOCATION: a file, a directory, a zip (osv.dev's all.zip) or an HTTP(S) URL.
+
+    Re-importing is cheap and safe: an advisory that is not newer than the stored one changes nothing, and
+    a malformed record anywhere leaves the store as it was.
+    """
+    store_file, data = _store_path(config_file, data_dir, db_path)
+    console = Console(stderr=True)
+    downloaded: Path | None = None
+    try:
+        if is_url(location):
+            with console.status(f"downloading {escape(location)}", spinner="dots"):
+                downloaded = download(location, data / "downloads")
+            path = downloaded
+        else:
+            path = Path(location)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with (
+            VulnerabilityStore(store_file) as store,
+            Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress,
+        ):
+            task = progress.add_task("importing", total=None)
+            report = import_path(
+                store,
+                path,
+                source=source,
+                location=location if downloaded else str(path.resolve()),
+                total=lambda n: progress.update(task, total=n),
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        if downloaded is not None:
+            downloaded.unlink(missing_ok=True)
+    if as_json:
+        click.echo(json.dumps({"store": str(store_file), **report.as_dict()}, indent=2))
+        return
+    Console().print(_import_table(report, store_file))
+    for skipped in report.skipped:
+        console.print(f"[yellow]skipped (no known format):[/] {escape(skipped)}", highlight=False)
+
+
+@db.command()
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@handle_errors
+def status(config_file: Path | None, data_dir: Path | None, db_path: Path | None, as_json: bool) -> None:
+    """What the store holds: per source, advisories and package entries, where from, and how old the data is."""
+    store_file, _ = _store_path(config_file, data_dir, db_path)
+    with VulnerabilityStore(store_file, create=False) as store:
+        sources = store.sources()
+        counts = store.counts()
+        version = store.schema_version
+    if as_json:
+        body = {
+            "store": str(store_file),
+            "schema_version": version,
+            "counts": counts,
+            "sources": [
+                {
+                    "source": s.source,
+                    "advisories": s.advisories,
+                    "withdrawn": s.withdrawn,
+                    "affected": s.affected,
+                    "location": s.location,
+                    "data_time": s.data_time,
+                    "imported_at": s.imported_at,
+                }
+                for s in sources
+            ],
+        }
+        click.echo(json.dumps(body, indent=2))
+        return
+    table = Table(title=f"{escape(str(store_file))} (schema {version}): {counts['advisories']:,} advisories")
+    for column in ("source", "advisories", "withdrawn", "packages", "data time", "imported", "from"):
+        table.add_column(column, justify="right" if column in ("advisories", "withdrawn", "packages") else "left")
+    for s in sources:
+        table.add_row(
+            escape(s.source),
+            f"{s.advisories:,}",
+            f"{s.withdrawn:,}",
+            f"{s.affected:,}",
+            s.data_time or "-",
+            s.imported_at,
+            escape(s.location),
+        )
+    Console().print(table)
+
+
+@db.command()
+@store_options
+@click.option(
+    "--source", "feed", metavar="SOURCE", help="Only this source (as `db status` names it: osv, debian, ...)."
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@handle_errors
+def export(
+    config_file: Path | None, data_dir: Path | None, db_path: Path | None, feed: str | None, output: Path | None
+) -> None:
+    """Write every stored advisory as JSON Lines: source, id, times, and the record as its source published it."""
+    store_file, _ = _store_path(config_file, data_dir, db_path)
+    with VulnerabilityStore(store_file, create=False) as store:
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            for record in store.export(feed):
+                out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        finally:
+            if output:
+                out.close()
