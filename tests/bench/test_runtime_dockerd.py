@@ -86,6 +86,12 @@ class PrivateDockerd:
                 self._proc.wait()
         if self._log is not None:
             self._log.close()
+        # dockerd leaves its network namespace bind-mounted in the exec root (netns/default): unmount, then remove
+        prefix = str(self.exec_root) + "/"
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            point = line.split()[1]
+            if point.startswith(prefix):
+                subprocess.run(["umount", point], check=False, capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
 
 
