@@ -60,6 +60,14 @@ def _store_path(config_file: Path | None, data_dir: Path | None, db_path: Path |
     return (db_path or default_path(settings.data_dir)), settings.data_dir
 
 
+def _stdout() -> Console:
+    """The console for tables: as wide as the terminal, or 200 columns when piped (no terminal to fit)."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    return console
+
+
 @click.group()
 def db() -> None:
     """The local vulnerability store: import advisory data, see what it holds, export it."""
@@ -135,7 +143,7 @@ def import_(
     if as_json:
         click.echo(json.dumps({"store": str(store_file), **report.as_dict()}, indent=2))
         return
-    Console().print(_import_table(report, store_file))
+    _stdout().print(_import_table(report, store_file))
     for skipped in report.skipped:
         console.print(f"[yellow]skipped (no known format):[/] {escape(skipped)}", highlight=False)
 
@@ -184,7 +192,7 @@ def status(config_file: Path | None, data_dir: Path | None, db_path: Path | None
             s.imported_at,
             escape(s.location),
         )
-    Console().print(table)
+    _stdout().print(table)
 
 
 @db.command()
