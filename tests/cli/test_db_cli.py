@@ -111,9 +111,11 @@ def test_db_option_names_the_store_file(data: list[str], tmp_path: Path) -> None
 def test_directory_import_recognises_each_source(data: list[str]) -> None:
     ok_json(run("import", str(ALPINE), *data, "--json"))
     status = ok_json(run("status", *data, "--json"))
-    # one source per secdb file that lists anything (v3.3-community's "packages" is empty: no advisories)
-    listing = [p for p in ALPINE.glob("*.json") if json.loads(p.read_text())["packages"]]
-    assert len(status["sources"]) == len(listing) == 17
+    # one source per secdb file, v3.3-community included: its "packages" is empty, and it is recorded as read
+    by_source = {s["source"]: s for s in status["sources"]}
+    assert len(by_source) == len(list(ALPINE.glob("*.json"))) == 18
+    assert by_source["alpine:v3.3-community"]["advisories"] == 0
+    assert by_source["alpine:v3.3-community"]["data_time"] is not None
 
 
 def test_malformed_input_changes_nothing(data: list[str], tmp_path: Path) -> None:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from trustyard.scan.vulndb.errors import UnrecognizedSourceError, VulnDbError
 from trustyard.scan.vulndb.inputs import DEFAULT_MAX_DOCUMENT_BYTES, Input
-from trustyard.scan.vulndb.model import Advisory
-from trustyard.scan.vulndb.sources import Source, detect, read_advisories, source_named
-from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore
+from trustyard.scan.vulndb.sources import Source, detect, read_advisories, read_feed, source_named
+from trustyard.scan.vulndb.store import ImportItem, ImportReport, VulnerabilityStore
 
 Progress = Callable[[int], None]
 
@@ -42,7 +41,7 @@ def import_path(
     report = ImportReport()
     lenient = path.is_dir() and forced is None
 
-    def advisories() -> Iterator[tuple[Advisory, str | None]]:
+    def items() -> Iterator[ImportItem]:
         for document in data.documents():
             try:
                 chosen = forced or detect(document)
@@ -51,12 +50,13 @@ def import_path(
                     raise
                 report.skipped.append(document.origin)
             else:
+                yield ImportItem(read_feed(chosen, document), None, document.time)
                 for advisory in read_advisories(chosen, document):
-                    yield advisory, document.time
+                    yield ImportItem(advisory.source, advisory, document.time)
             if progress is not None:
                 progress(1)
 
-    store.import_advisories(advisories(), location=location or str(path), report=report)
+    store.import_advisories(items(), location=location or str(path), report=report)
     if not report.feeds and not report.skipped:
         raise VulnDbError(f"{location or path}: no advisory data found")
     return report

@@ -113,6 +113,18 @@ def _timed(value: str | None) -> bool:
     return value is not None and value >= _NO_TIME_BEFORE
 
 
+@dataclass(frozen=True, slots=True)
+class ImportItem:
+    """What an import stores: an advisory of a feed, or (``advisory`` None) just the fact that a feed was read.
+
+    ``time`` is the time of the document it came from, the data's age when the records carry no times.
+    """
+
+    source: str
+    advisory: Advisory | None
+    time: str | None = None
+
+
 @dataclass(slots=True)
 class FeedReport:
     """What one import did to one source (feed): ids added and changed, counts of the rest."""
@@ -284,9 +296,9 @@ class VulnerabilityStore:
     # --- import -----------------------------------------------------------------------------------------
 
     def import_advisories(
-        self, items: Iterable[tuple[Advisory, str | None]], *, location: str, report: ImportReport | None = None
+        self, items: Iterable[ImportItem], *, location: str, report: ImportReport | None = None
     ) -> ImportReport:
-        """Store advisories, each with its document's time (the data's age when records have none).
+        """Store advisories, and record every feed read, even one without advisories, with its data's time.
 
         One transaction: any exception while ``items`` is consumed (a malformed record further on) rolls the
         whole import back and propagates. ``report`` may be passed to collect notes gathered by the caller.
@@ -299,24 +311,29 @@ class VulnerabilityStore:
         except sqlite3.OperationalError as e:
             raise StoreError(f"{self.path}: cannot start an import: {e}") from e
         try:
-            for advisory, doc_time in items:
-                feed = report.feeds.get(advisory.source)
+            for item in items:
+                feed = report.feeds.get(item.source)
                 if feed is None:
-                    feed = report.feeds[advisory.source] = FeedReport(advisory.source, location)
-                    provenance[advisory.source] = (
+                    feed = report.feeds[item.source] = FeedReport(item.source, location)
+                    provenance[item.source] = (
                         self._db.execute(
                             "INSERT INTO provenance (source, location, imported_at) VALUES (?, ?, ?)",
-                            (advisory.source, location, _now()),
+                            (item.source, location, _now()),
                         ).lastrowid
                         or 0
                     )
-                if doc_time and doc_time > doc_times.get(advisory.source, ""):
-                    doc_times[advisory.source] = doc_time
+                if item.time and item.time > doc_times.get(item.source, ""):
+                    doc_times[item.source] = item.time
+                advisory = item.advisory
+                if advisory is None:
+                    continue
+                if advisory.source != item.source:
+                    raise VulnDbError(f"advisory {advisory.id} of source {advisory.source} filed under {item.source}")
                 modified = advisory.modified
                 if modified is not None and _timed(modified) and (feed.data_time is None or modified > feed.data_time):
                     feed.data_time = modified
                 feed.records += 1
-                self._store_one(advisory, feed, provenance[advisory.source])
+                self._store_one(advisory, feed, provenance[item.source])
             for source, feed in report.feeds.items():
                 if feed.data_time is None:
                     feed.data_time = doc_times.get(source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from trustyard.scan.vulndb.errors import UnrecognizedSourceError
 from trustyard.scan.vulndb.sources.alpine import AlpineSecdbSource
-from trustyard.scan.vulndb.sources.base import Document, Source, read_advisories
+from trustyard.scan.vulndb.sources.base import Document, Source, read_advisories, read_feed
 from trustyard.scan.vulndb.sources.debian import DebianTrackerSource
 from trustyard.scan.vulndb.sources.osv import OsvSource
 
@@ -40,4 +40,4 @@ def detect(document: Document) -> Source:
     )
 
 
-__all__ = ["SOURCES", "Document", "Source", "detect", "read_advisories", "source_named"]
+__all__ = ["SOURCES", "Document", "Source", "detect", "read_advisories", "read_feed", "source_named"]

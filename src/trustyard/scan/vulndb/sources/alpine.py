@@ -68,6 +68,11 @@ class AlpineSecdbSource:
         """An object with ``packages``, ``distroversion`` and ``reponame``."""
         return isinstance(data, dict) and "packages" in data and "distroversion" in data and "reponame" in data
 
+    def feed(self, document: Document) -> str:
+        """``alpine:<release>-<repository>``: each secdb file is its own feed."""
+        db = _SecDb.model_validate(document.data)
+        return f"{self.name}:{db.distroversion}-{db.reponame}"
+
     def parse(self, document: Document) -> Iterator[Advisory]:
         """One advisory per id per file, with every package and fixed version naming it."""
         db = _SecDb.model_validate(document.data)
@@ -80,7 +85,7 @@ class AlpineSecdbSource:
                     if m is None:
                         continue  # a free-text note, not an id
                     fixes.setdefault(m.group(0), []).append((package.pkg.name, version, entry))
-        feed = f"{self.name}:{db.distroversion}-{db.reponame}"
+        feed = self.feed(document)
         for vuln_id in sorted(fixes):
             affected = []
             for name, version, _entry in sorted(set(fixes[vuln_id])):

@@ -11,6 +11,7 @@ Implementers write ``parse``; callers use ``read_advisories``, which guarantees 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,13 @@ class Source(Protocol):
         """Whether a parsed JSON document is in this source's format (cheap: look at the shape, not every field)."""
         ...
 
+    def feed(self, document: Document) -> str:
+        """The store's source name for this document's advisories (``osv``, ``alpine:v3.10-main``).
+
+        Asked before ``parse``, so that a feed with no advisories at all is still recorded as imported.
+        """
+        ...
+
     def parse(self, document: Document) -> Iterator[Advisory]:
         """The advisories of one document; may raise library errors, which ``read_advisories`` converts."""
         ...
@@ -57,10 +65,23 @@ def _validation_summary(e: pydantic.ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
+def read_feed(source: Source, document: Document) -> str:
+    """``source.feed(document)`` with the contract enforced: only ``SourceFormatError`` escapes."""
+    with _converted(source, document):
+        return source.feed(document)
+    raise AssertionError("unreachable: _converted re-raises")  # pragma: no cover
+
+
 def read_advisories(source: Source, document: Document) -> Iterator[Advisory]:
     """``source.parse(document)`` with the contract enforced: only ``SourceFormatError`` escapes."""
-    try:
+    with _converted(source, document):
         yield from source.parse(document)
+
+
+@contextlib.contextmanager
+def _converted(source: Source, document: Document) -> Iterator[None]:
+    try:
+        yield
     except SourceFormatError:
         raise
     except pydantic.ValidationError as e:

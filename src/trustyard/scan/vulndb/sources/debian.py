@@ -125,6 +125,10 @@ class DebianTrackerSource:
         entry = next(iter(first.values()))
         return isinstance(entry, dict) and isinstance(entry.get("releases"), dict)
 
+    def feed(self, document: Document) -> str:
+        """One feed: the dump covers every release."""
+        return self.name
+
     def parse(self, document: Document) -> Iterator[Advisory]:
         """One advisory per CVE (or TEMP-) id, with every package and release it names."""
         dump = _Dump.model_validate(document.data).root

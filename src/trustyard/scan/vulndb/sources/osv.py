@@ -131,6 +131,10 @@ class OsvSource:
         """An object with a string ``id`` and ``modified``: the two fields the schema requires."""
         return isinstance(data, dict) and isinstance(data.get("id"), str) and isinstance(data.get("modified"), str)
 
+    def feed(self, document: Document) -> str:
+        """One feed for all of OSV: its ids are unique across ecosystems."""
+        return self.name
+
     def parse(self, document: Document) -> Iterator[Advisory]:
         """The one advisory the document holds."""
         yield parse_record(document.raw, document.data)
