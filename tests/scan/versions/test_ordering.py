@@ -85,6 +85,10 @@ CASES: list[tuple[str, str, str, int]] = [
     ("apk", "1.0_hg1", "1.0_p1", -1),
     ("apk", "1.0_alpha1_p1", "1.0_alpha1", 1),
     ("apk", "2.0", "1.9.9", 1),
+    ("apk", "8.2.01", "8.2.001", 1),
+    ("apk", "0.1.0_alpha_pre2", "0.1.0_alpha", -1),
+    ("apk", "1.7", "1.7b", -1),
+    ("apk", "1.0_p10-r0", "1.0_p9-r0", 1),
     # PEP 440 (packaging)
     ("pep440", "1.0rc1", "1.0", -1),
     ("pep440", "1.0.dev1", "1.0a1", -1),
@@ -121,9 +125,8 @@ CASES: list[tuple[str, str, str, int]] = [
     ("maven", "1-snapshot", "1", -1),
     ("maven", "1", "1-sp", -1),
     ("maven", "1-foo2", "1-foo10", -1),
-    # ComparableVersion puts a qualifier before a list ("1.foo" = [1, "foo"] < [1, ["foo"]]); the spec page
-    # says "1.foo" = "1-foo", which the implementation Maven runs does not do. We follow the implementation.
-    ("maven", "1.foo", "1-foo", -1),
+    ("maven", "1.foo", "1-foo", 0),
+    ("maven", "1.foo.2", "1-foo.2", -1),  # a qualifier followed by "." stays in its list: [1, foo, 2] < [1, [foo, 2]]
     ("maven", "1-foo", "1-1", -1),
     ("maven", "1-1", "1.1", -1),
     ("maven", "1.ga", "1-ga", 0),

@@ -2,7 +2,9 @@
 
 The rules (Maven's "Version Order Specification", pom reference):
 - the version is lower-cased and split into items at ``.`` and ``-`` and at every change between digits and
-  letters; a ``-`` (and a digit/letter change) opens a nested list, so ``1-1`` is ``[1, [1]]``;
+  letters; a ``-`` (and a digit/letter change) opens a nested list, so ``1-1`` is ``[1, [1]]``; a qualifier
+  that ends the version or runs into digits opens one too, even after ``.`` (``1.foo`` = ``1-foo``; Maven 3.8's
+  "treat .X as -X"), while one followed by ``.`` or ``-`` does not (``1.foo.2`` = ``[1, foo, 2]``);
 - an empty item is ``0``; a one-letter item directly followed by digits is an alias (``a1`` = ``alpha-1``,
   ``b`` beta, ``m`` milestone); ``ga``, ``final`` and ``release`` are the empty qualifier; ``cr`` is ``rc``;
 - trailing "null" items (``0``, the empty qualifier, empty lists) are dropped from every list;
@@ -12,6 +14,7 @@ The rules (Maven's "Version Order Specification", pom reference):
 - a shorter list is padded with nulls, and a list compares with null item by item (Maven 3.9, MNG-6964;
   older Maven compared only the first item, which is not a total order).
 Maven accepts any string; we refuse only what ``check_text`` refuses (empty, whitespace, non-ASCII).
+Checked against Maven 3.8.7's own ``ComparableVersion`` (``tests/scan/versions/test_peers.py``).
 """
 
 from __future__ import annotations
@@ -98,6 +101,11 @@ class _Builder:
     def open(self) -> None:
         self.stack.append([])
 
+    def open_if_nonempty(self) -> None:
+        """A qualifier after ``.`` that ends the version or runs into digits nests like ``-``: ``1.foo`` = ``1-foo``."""
+        if self.stack[-1]:
+            self.open()
+
     def close(self) -> tuple[Item, ...]:
         while len(self.stack) > 1:
             inner = _normalize(self.stack.pop())
@@ -130,6 +138,7 @@ def _parse_items(version: str) -> tuple[Item, ...]:
                 b.open()
         elif c.isdigit():
             if not is_digit and i > start:
+                b.open_if_nonempty()
                 b.add(_item(v[start:i], False, followed_by_digit=True))
                 start = i
                 b.open()
@@ -141,6 +150,8 @@ def _parse_items(version: str) -> tuple[Item, ...]:
                 b.open()
             is_digit = False
     if len(v) > start:
+        if not is_digit:
+            b.open_if_nonempty()
         b.add(_item(v[start:], is_digit))
     return b.close()
 
