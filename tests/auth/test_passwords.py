@@ -5,6 +5,8 @@ Not here: which account a secret belongs to (``test_store.py``).
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Literal
 
 import pytest
@@ -72,3 +74,28 @@ def test_new_secrets_are_long_random_and_url_safe() -> None:
     made = {new_secret() for _ in range(100)}
     assert len(made) == 100
     assert all(len(s) >= 43 and s.replace("-", "").replace("_", "").isalnum() for s in made)
+
+
+def test_concurrent_hashing_is_bounded_so_a_login_flood_cannot_exhaust_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each argon2 computation takes 64 MiB: at most ``_SLOTS`` run at once, the rest wait their turn."""
+    lock = threading.Lock()
+    running = peak = 0
+
+    class Counting:
+        def verify(self, hashed: str, secret: str) -> bool:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.02)
+            with lock:
+                running -= 1
+            return True
+
+    monkeypatch.setattr(passwords, "_HASHER", Counting())
+    threads = [threading.Thread(target=passwords.verify_secret, args=("$argon2id$x", "pw")) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak == passwords.MAX_CONCURRENT_HASHES  # as many as allowed ran together, never more
