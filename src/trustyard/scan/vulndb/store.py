@@ -450,6 +450,34 @@ class VulnerabilityStore:
             for src, aid, withdrawn, eco, pkg, purl, status, ranges, versions, severity in rows
         ]
 
+    def advisory(self, source: str, advisory_id: str) -> Advisory | None:
+        """The stored advisory without its affected entries (``affected_by_package`` has those), or ``None``."""
+        row = self._db.execute(
+            "SELECT aliases, summary, details, severity, published, modified, withdrawn, raw FROM advisories"
+            " WHERE source = ? AND id = ?",
+            (source, advisory_id),
+        ).fetchone()
+        if row is None:
+            return None
+        aliases, summary, details, severity, published, modified, withdrawn, raw = row
+        return Advisory(
+            source=source,
+            id=advisory_id,
+            raw=bytes(raw),
+            aliases=tuple(json.loads(aliases)),
+            summary=summary,
+            details=details,
+            severity=tuple(Severity(s["type"], s["score"]) for s in json.loads(severity)),
+            published=published,
+            modified=modified,
+            withdrawn=withdrawn,
+        )
+
+    def has_ecosystem(self, ecosystem: str) -> bool:
+        """Whether any stored entry is in ``ecosystem``: a scan warns when a distribution has no data at all."""
+        row = self._db.execute("SELECT 1 FROM affected WHERE ecosystem = ? LIMIT 1", (ecosystem,)).fetchone()
+        return row is not None
+
     def raw(self, source: str, advisory_id: str) -> bytes | None:
         """The record as published, or ``None`` if the store does not hold it."""
         row = self._db.execute(
