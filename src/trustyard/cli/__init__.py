@@ -14,6 +14,7 @@ from trustyard.cli.bench import bench
 from trustyard.cli.db import db
 from trustyard.cli.gc import gc
 from trustyard.cli.sbom import sbom
+from trustyard.cli.scan import scan
 from trustyard.cli.serve import serve
 
 
@@ -32,6 +33,7 @@ main.add_command(serve)
 main.add_command(gc)
 main.add_command(admin)
 main.add_command(sbom)
+main.add_command(scan)
 main.add_command(db)
 main.add_command(bench)
 

@@ -72,6 +72,11 @@ def _component(component: Component, ref: str) -> CdxComponent:
     )
 
 
+def component_ref(index: int) -> str:
+    """The bom-ref of the ``index``-th component of a report: the vulnerability report's ``affects`` use it too."""
+    return f"component-{index}"
+
+
 def build_bom(report: IndexReport) -> Bom:
     """The library's model of the BOM for ``report``."""
     bom = Bom()
@@ -83,7 +88,7 @@ def build_bom(report: IndexReport) -> Bom:
     )
     bom.metadata.component = image
     bom.metadata.tools.components.add(CdxComponent(name="trustyard", version=__version__, type=CdxType.APPLICATION))
-    components = [_component(c, f"component-{i}") for i, c in enumerate(report.components)]
+    components = [_component(c, component_ref(i)) for i, c in enumerate(report.components)]
     for c in components:
         bom.components.add(c)
     bom.register_dependency(image, components)
