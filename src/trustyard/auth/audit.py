@@ -105,8 +105,32 @@ class AuditLog:
 
     def record(self, event: AuditEvent, *, wait: bool = False) -> None:
         """Append ``event``: buffered, or with ``wait`` written (with anything pending) before returning."""
+        self._append(_row(event), wait)
+
+    def record_request(
+        self, actor: str, action: str, result: str, project: str, repository: str, target: str, address: str
+    ) -> None:
+        """Append a registry request's event (a pull, push or delete), buffered.
+
+        The hot-path twin of ``record``: every manifest GET is audited, and building an ``AuditEvent`` first
+        cost more than the rest of the authorization; the row is made directly (same truncation rules).
+        """
+        row = {
+            "at": time.time(),
+            "actor": actor[:255],
+            "action": action,
+            "project": project[:255],
+            "repository": repository[:255],
+            "target": target[:512],
+            "result": result,
+            "address": address[:64],
+            "detail": None,
+        }
+        self._append(row, False)
+
+    def _append(self, row: dict[str, Any], wait: bool) -> None:
         with self._lock:
-            self._pending.append(_row(event))
+            self._pending.append(row)
             full = len(self._pending) >= self.max_batch
         if wait or self._thread is None:
             self.flush()

@@ -194,9 +194,9 @@ async def authorize(
     if creating and not await _run(access, policy.project_exists, project_of(repository)):
         await run_in_threadpool(_create_project, access, principal, repository, client_address(request))
     allowed = await _run(access, policy.actions, principal, repository)
-    scope = (Scope("repository", repository, _challenge_actions(need)),)
     if not need <= allowed:
         if principal.anonymous:
+            scope = (Scope("repository", repository, _challenge_actions(need)),)
             raise refuse(request, access, 401, "UNAUTHORIZED", "authentication required", scopes=scope)
         missing = ", ".join(sorted(a.value for a in need - allowed))
         who = "robot account" if principal.kind is Kind.ROBOT else "user"
@@ -210,6 +210,7 @@ async def authorize(
         )
     for action in need:
         if not caller.token_grants("repository", repository, token_action(action)):
+            scope = (Scope("repository", repository, _challenge_actions(need)),)
             raise refuse(
                 request,
                 access,

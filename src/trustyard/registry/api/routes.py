@@ -442,18 +442,21 @@ def _audited(request: Request, m: re.Match[str]) -> str | None:
 def _audit(request: Request, m: re.Match[str], action: str, result: str, principal: Principal, **detail: str) -> None:
     access: AccessControl = request.app.state.access
     name = m["name"]
-    access.audit.record(
-        AuditEvent(
-            principal.subject,
-            action,
-            result,
-            project=project_of(name),
-            repository=name,
-            target=m["ref"],
-            address=client_address(request),
-            detail=detail or None,
-        )
+    address = client_address(request)
+    if not detail:  # every manifest GET comes here: the lean path
+        access.audit.record_request(principal.subject, action, result, project_of(name), name, m["ref"], address)
+        return
+    event = AuditEvent(
+        principal.subject,
+        action,
+        result,
+        project=project_of(name),
+        repository=name,
+        target=m["ref"],
+        address=address,
+        detail=detail,
     )
+    access.audit.record(event)
 
 
 async def dispatch(request: Request) -> Response:
