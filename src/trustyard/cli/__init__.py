@@ -10,6 +10,7 @@ import click
 
 from trustyard import __version__
 from trustyard.cli.admin import admin
+from trustyard.cli.authz import authz
 from trustyard.cli.bench import bench
 from trustyard.cli.db import db
 from trustyard.cli.gc import gc
@@ -36,5 +37,6 @@ main.add_command(sbom)
 main.add_command(scan)
 main.add_command(db)
 main.add_command(bench)
+main.add_command(authz)
 
 __all__ = ["main"]

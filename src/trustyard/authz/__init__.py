@@ -1,0 +1,30 @@
+"""``trustyard authz``: a Docker authorization plugin that refuses unsafe containers and fails closed.
+
+``wire`` parses the engine's messages, ``endpoint`` normalises request targets, ``policy`` loads what to
+enforce, ``service.Authorizer`` decides, ``server`` is the HTTP edge on a unix socket.
+"""
+
+from trustyard.authz.endpoint import Endpoint, parse_endpoint
+from trustyard.authz.errors import AuthzError, PolicyFileError, RequestError
+from trustyard.authz.policy import DEFAULT_MODES, RULE_TITLES, EndpointDeny, Mode, Policy, RuleException
+from trustyard.authz.service import AUDIT_LOGGER, Authorizer
+from trustyard.authz.wire import Decision, EngineRequest, parse_message
+
+__all__ = [
+    "AUDIT_LOGGER",
+    "DEFAULT_MODES",
+    "RULE_TITLES",
+    "Authorizer",
+    "AuthzError",
+    "Decision",
+    "Endpoint",
+    "EndpointDeny",
+    "EngineRequest",
+    "Mode",
+    "Policy",
+    "PolicyFileError",
+    "RequestError",
+    "RuleException",
+    "parse_endpoint",
+    "parse_message",
+]

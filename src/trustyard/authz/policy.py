@@ -1,0 +1,226 @@
+"""The plugin's policy: which rules refuse, which only warn, who is excepted, and which endpoints are closed.
+
+Format: TOML, read with the standard library's ``tomllib`` (no extra dependency, the same format as
+trustyard's ``--config``). YAML was the alternative and is worse here: rule ids are numbers with dots, and YAML
+reads an unquoted ``5.10`` as the float ``5.1`` (and ``off``/``no`` as booleans), so a policy could silently
+name the wrong rule; TOML requires ``"5.10"`` to be quoted as a key. The file is validated in full (unknown
+keys, unknown rule ids, empty user names are errors) before the plugin answers anything::
+
+    version = 1
+
+    [rules]                    # rule id -> "deny" | "warn" | "off"; rules not named keep their default
+    "5.11" = "deny"            # require a memory limit
+    "5.30" = "off"
+
+    [[exception]]              # these users may break these rules ("*": every rule)
+    users = ["ci-builder"]
+    rules = ["5.5", "5.10"]
+    reason = "builds need host networking"
+
+    [[deny]]                   # refuse an endpoint outright (glob over the path without /v1.xx)
+    path = "/plugins/*"
+    methods = ["POST"]         # optional; default every method
+    exempt_users = ["admin"]   # optional
+    message = "plugins are installed by the operators"
+
+Without a file the default policy applies: every CIS 5.x container rule of ``trustyard.policy`` is evaluated
+on ``POST /containers/create``; those that break a container's isolation from the host refuse, the hygiene
+rules (limits, read-only root, health checks, ...) only warn in the log — they would refuse a plain
+``docker run alpine``. The policy is data here; a Rego or CEL evaluator would be another source of ``Policy``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from trustyard.authz.endpoint import Endpoint
+from trustyard.authz.errors import PolicyFileError
+from trustyard.policy import RULES
+
+
+class Mode(StrEnum):
+    """What a failing rule does."""
+
+    DENY = "deny"
+    WARN = "warn"
+    OFF = "off"
+
+
+EXEC_RULES: Final = MappingProxyType(
+    {
+        "5.23": "Ensure that docker exec commands are not used with the privileged option",
+        "5.24": "Ensure that docker exec commands are not used with the user=root option",
+    }
+)
+"""The two CIS rules about ``docker exec``: judged on the exec-create request, not on a container."""
+
+RULE_TITLES: Final = MappingProxyType({**{r.id: r.title for r in RULES if not r.needs_processes}, **EXEC_RULES})
+"""Every rule the plugin can apply (5.7 needs a running container's processes, so it is not one of them)."""
+
+_WARN_ONLY: Final = frozenset(
+    {"5.3", "5.8", "5.9", "5.11", "5.12", "5.13", "5.14", "5.15", "5.19", "5.26", "5.27", "5.29", "5.30"}
+)
+DEFAULT_MODES: Final = MappingProxyType({rule: Mode.WARN if rule in _WARN_ONLY else Mode.DENY for rule in RULE_TITLES})
+"""The built-in policy: isolation-breaking rules refuse, hygiene rules warn."""
+
+DEFAULT_MAX_BODY: Final = 1024 * 1024
+"""dockerd forwards bodies below 1 MiB only; a larger one never reaches a plugin whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleException:
+    """Users allowed to break some rules (``"*"`` in ``rules``: all of them)."""
+
+    users: frozenset[str]
+    rules: frozenset[str]
+    reason: str = ""
+
+    def covers(self, user: str, rule: str) -> bool:
+        """True when ``user`` is excepted from ``rule``; the anonymous user ``""`` never is."""
+        return bool(user) and user in self.users and ("*" in self.rules or rule in self.rules)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointDeny:
+    """An endpoint refused to everyone but ``exempt_users`` (or only to ``users`` when given)."""
+
+    path: str
+    methods: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    exempt_users: frozenset[str] = frozenset()
+    message: str = ""
+
+    def refuses(self, user: str, endpoint: Endpoint) -> bool:
+        """True when this entry refuses ``endpoint`` for ``user``."""
+        if self.methods and endpoint.method not in self.methods:
+            return False
+        if not fnmatch.fnmatchcase(endpoint.path, self.path):
+            return False
+        if self.users and user not in self.users:
+            return False
+        return not (user and user in self.exempt_users)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A loaded policy; ``Policy()`` is the built-in default."""
+
+    modes: Mapping[str, Mode] = field(default_factory=lambda: DEFAULT_MODES)
+    exceptions: tuple[RuleException, ...] = ()
+    denies: tuple[EndpointDeny, ...] = ()
+    max_body: int = DEFAULT_MAX_BODY
+    source: str = "built-in default"
+
+    def mode(self, rule: str) -> Mode:
+        """The mode of ``rule``."""
+        return self.modes.get(rule, Mode.OFF)
+
+    def excepted(self, user: str, rule: str) -> RuleException | None:
+        """The exception that lets ``user`` break ``rule``, if any."""
+        return next((e for e in self.exceptions if e.covers(user, rule)), None)
+
+    @classmethod
+    def load(cls, path: Path) -> Policy:
+        """Read and validate a TOML policy file; raise ``PolicyFileError`` saying what is wrong and where."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise PolicyFileError(f"cannot read policy {path}: {e.strerror or e}") from e
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise PolicyFileError(f"policy {path} is not valid TOML: {e}") from e
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object], *, source: str = "<dict>") -> Policy:
+        """Validate a parsed policy document."""
+        try:
+            raw = _PolicyFile.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise PolicyFileError(f"policy {source}: {where}: {err['msg']}") from e
+        modes = dict(DEFAULT_MODES)
+        modes.update({rule: Mode(mode) for rule, mode in raw.rules.items()})
+        return cls(
+            modes=MappingProxyType(modes),
+            exceptions=tuple(RuleException(frozenset(e.users), frozenset(e.rules), e.reason) for e in raw.exception),
+            denies=tuple(
+                EndpointDeny(
+                    d.path,
+                    frozenset(m.upper() for m in d.methods),
+                    frozenset(d.users),
+                    frozenset(d.exempt_users),
+                    d.message,
+                )
+                for d in raw.deny
+            ),
+            max_body=raw.limits.max_body,
+            source=source,
+        )
+
+
+def _known_rule(rule: str) -> str:
+    if rule not in RULE_TITLES:
+        raise ValueError(f"unknown rule id {rule!r} (known: {', '.join(RULE_TITLES)})")
+    return rule
+
+
+def _user_names(users: list[str]) -> list[str]:
+    if any(not u for u in users):
+        raise ValueError("an empty user name would match every unauthenticated request")
+    return users
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _ExceptionEntry(_Strict):
+    users: list[str] = Field(min_length=1)
+    rules: list[str] = Field(min_length=1)
+    reason: str = ""
+
+    _users = field_validator("users")(_user_names)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, rules: list[str]) -> list[str]:
+        return [r if r == "*" else _known_rule(r) for r in rules]
+
+
+class _DenyEntry(_Strict):
+    path: str = Field(pattern=r"^/")
+    methods: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+    exempt_users: list[str] = Field(default_factory=list)
+    message: str = ""
+
+    _users = field_validator("users", "exempt_users")(_user_names)
+
+
+class _Limits(_Strict):
+    max_body: int = Field(default=DEFAULT_MAX_BODY, gt=0, le=DEFAULT_MAX_BODY)
+
+
+class _PolicyFile(_Strict):
+    version: Literal[1] = 1
+    rules: dict[str, Literal["deny", "warn", "off"]] = Field(default_factory=dict)
+    exception: list[_ExceptionEntry] = Field(default_factory=list)
+    deny: list[_DenyEntry] = Field(default_factory=list)
+    limits: _Limits = Field(default_factory=_Limits)
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_ids(cls, rules: dict[str, str]) -> dict[str, str]:
+        for rule in rules:
+            _known_rule(rule)
+        return rules
