@@ -260,6 +260,8 @@ def test_every_decision_is_audited(engine: AuthzDockerd) -> None:
 
 def test_plugin_down_means_refused(engine: AuthzDockerd) -> None:
     engine.stop_plugin()
+    assert engine.plugin is not None and engine.plugin.returncode == 0
+    assert not (engine.etc_docker / "plugins/trustyard.spec").exists()  # removed on exit; dockerd keeps its handle
     started = time.monotonic()
     status, text = engine.raw(
         "POST", "/v1.41/containers/create", json.dumps({"Image": IMAGE}).encode(), {"Content-Type": "application/json"}

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Final
 
 import uvicorn
@@ -128,8 +130,18 @@ def spec_file(plugin_dir: Path, name: str, socket_path: Path) -> Iterator[Path]:
 
 
 def serve(authorizer: Authorizer, sock: socket.socket) -> None:
-    """Answer the engine on ``sock`` until SIGTERM or SIGINT."""
+    """Answer the engine on ``sock`` until SIGTERM or SIGINT, then return normally.
+
+    uvicorn re-raises the stop signal once it has shut down; with the default handler that would kill the
+    process before the caller's cleanup (spec file, socket) runs, so the re-raised signal becomes ``SystemExit(0)``.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     config = uvicorn.Config(
         create_app(authorizer), log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,93 @@
+"""``trustyard authz`` as a command: check and test offline, and serve on a real socket answering real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from trustyard.cli import main
+
+POLICY = '[rules]\n"5.11" = "deny"\n[[deny]]\npath = "/swarm/*"\n'
+
+
+def _request(privileged: bool) -> str:
+    body = json.dumps({"Image": "alpine", "HostConfig": {"Privileged": privileged}}).encode()
+    return json.dumps(
+        {
+            "RequestMethod": "POST",
+            "RequestUri": "/v1.41/containers/create",
+            "RequestBody": base64.b64encode(body).decode(),
+            "RequestHeaders": {"Content-Type": "application/json", "Content-Length": str(len(body))},
+        }
+    )
+
+
+def test_check_valid_and_invalid_policies(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(POLICY)
+    result = CliRunner().invoke(main, ["authz", "check", "--policy", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "is valid" in result.output and "deny: * /swarm/*" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[rules]\n"5.99" = "deny"\n')
+    result = CliRunner().invoke(main, ["authz", "check", "--policy", str(bad)])
+    assert result.exit_code == 1 and "unknown rule id" in result.output
+
+
+def test_test_replays_a_recorded_request(tmp_path: Path) -> None:
+    request = tmp_path / "req.json"
+    request.write_text(_request(privileged=True))
+    result = CliRunner().invoke(main, ["authz", "test", str(request)])
+    assert result.exit_code == 3 and json.loads(result.output)["Allow"] is False
+    request.write_text(_request(privileged=False))
+    result = CliRunner().invoke(main, ["authz", "test", str(request)])
+    assert result.exit_code == 0 and "5.11" in json.loads(result.output)["Warnings"]
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    result = CliRunner().invoke(main, ["authz", "test", "--policy", str(policy), str(request)])
+    assert result.exit_code == 3 and json.loads(result.output)["Rules"] == ["5.11"]
+
+
+def test_serve_writes_spec_answers_and_cleans_up(tmp_path: Path) -> None:
+    run = Path(tempfile.mkdtemp(prefix="ty-authz-cli-", dir="/tmp"))
+    sock_path, plugins = run / "p.sock", tmp_path / "plugins"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trustyard", "authz", "serve", "--socket", str(sock_path), "--name", "t1",
+         "--plugin-dir", str(plugins)],
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        spec = plugins / "t1.spec"
+        deadline = time.monotonic() + 30
+        while not (spec.exists() and sock_path.exists()) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert spec.read_text() == f"unix://{sock_path}\n"
+        assert sock_path.stat().st_mode & 0o077 == 0  # owner only
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(sock_path))
+            body = _request(privileged=True).encode()
+            conn.sendall(
+                b"POST /AuthZPlugin.AuthZReq HTTP/1.1\r\nHost: plugin\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        assert b'"Allow":false' in reply and b"[5.5]" in reply
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        shutil.rmtree(run, ignore_errors=True)
+    assert proc.returncode == 0, err
+    assert not spec.exists() and not sock_path.exists()
+    assert b'"allow":false' in err and b'"rules":["5.4","5.5"' in err  # the audit line on stderr
