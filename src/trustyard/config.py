@@ -59,6 +59,30 @@ class Settings(BaseSettings):
     )
     gc_delete_untagged: bool = Field(default=False, description="scheduled GC also removes untagged manifests")
     upload_expiry: float = Field(default=7 * 24 * 3600, gt=0, description="abandoned uploads expire after")
+    trust_kek: SecretStr | None = Field(
+        default=None,
+        description="base64 of 32 bytes: the key that encrypts the server's trust signing keys at rest;"
+        " default the file trust_kek_file",
+    )
+    trust_kek_file: Path | None = Field(
+        default=None,
+        description="file holding trust_kek (base64, mode 0600); default <data_dir>/trust/kek, created on first use",
+    )
+    trust_timestamp_expiry: float = Field(
+        default=14 * 24 * 3600, gt=3600, description="seconds a server-signed timestamp is valid (notary: 14 days)"
+    )
+    trust_timestamp_resign_margin: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="a timestamp with less validity left than this is re-signed when next served, so clients"
+        " never see a stale one",
+    )
+    trust_snapshot_expiry: float = Field(
+        default=3 * 365 * 24 * 3600, gt=3600, description="seconds a server-signed snapshot is valid (notary: 3 years)"
+    )
+    trust_max_metadata_size: int = Field(
+        default=100 * 1024 * 1024, gt=0, description="largest trust metadata upload (notary's client cap: 100 MiB)"
+    )
     token_service: str = Field(
         default="trustyard", min_length=1, description="service name in Bearer challenges and token audience"
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -197,6 +198,48 @@ robots = Table(
     Index("ix_robots_project", "project_id"),
 )
 
+
+# -- content trust (issue 6): Notary metadata kept verbatim, its change feed, the server's signing keys -----------
+
+trust_files = Table(
+    "trust_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gun", String(255), nullable=False),
+    Column("role", String(255), nullable=False),  # root | targets | targets/<x> | snapshot | timestamp
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),  # hex of the exact bytes: the client's consistent name
+    Column("data", LargeBinary, nullable=False),  # the uploaded (or server-signed) bytes, served unchanged
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("gun", "role", "version", name="uq_trust_files_version"),
+    Index("ix_trust_files_checksum", "gun", "role", "sha256"),
+)
+
+trust_changes = Table(
+    "trust_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gun", String(255), nullable=False),
+    Column("version", Integer, nullable=False),  # the timestamp version the change produced (0 for a deletion)
+    Column("sha256", String(64), nullable=False),  # hex of that timestamp ("" for a deletion)
+    Column("category", String(16), nullable=False),  # update | deletion
+    Column("created_at", Float, nullable=False),
+    Index("ix_trust_changes_gun", "gun", "id"),
+)
+
+trust_keys = Table(
+    "trust_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gun", String(255), nullable=False),
+    Column("role", String(16), nullable=False),  # timestamp | snapshot
+    Column("key_id", String(64), nullable=False),
+    Column("public", Text, nullable=False),  # the Notary key object (JSON)
+    Column("sealed", LargeBinary, nullable=False),  # nonce + AES-256-GCM(private key), bound to gun/role/key_id
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("gun", "key_id", name="uq_trust_keys_key"),
+    Index("ix_trust_keys_role", "gun", "role"),
+)
 
 audit_events = Table(
     "audit_events",
