@@ -184,9 +184,19 @@ def _create_project(access: AccessControl, principal: Principal, repository: str
 
 
 async def authorize(
-    request: Request, access: AccessControl, caller: Caller, repository: str, needed: Iterable[Action]
+    request: Request,
+    access: AccessControl,
+    caller: Caller,
+    repository: str,
+    needed: Iterable[Action],
+    *,
+    challenge: frozenset[str] | None = None,
 ) -> Principal:
-    """Return the principal if ``caller`` may take every ``needed`` action on ``repository``, else raise."""
+    """Return the principal if ``caller`` may take every ``needed`` action on ``repository``, else raise.
+
+    ``challenge`` overrides the token-scope actions named in a refusal's challenge: the Notary routes ask
+    for ``*`` (delete, key rotation) where the registry would say ``delete,pull,push``.
+    """
     need = frozenset(needed)
     principal = caller.principal
     policy = access.policy
@@ -196,7 +206,7 @@ async def authorize(
     allowed = await _run(access, policy.actions, principal, repository)
     if not need <= allowed:
         if principal.anonymous:
-            scope = (Scope("repository", repository, _challenge_actions(need)),)
+            scope = (Scope("repository", repository, challenge or _challenge_actions(need)),)
             raise refuse(request, access, 401, "UNAUTHORIZED", "authentication required", scopes=scope)
         missing = ", ".join(sorted(a.value for a in need - allowed))
         who = "robot account" if principal.kind is Kind.ROBOT else "user"
@@ -210,7 +220,7 @@ async def authorize(
         )
     for action in need:
         if not caller.token_grants("repository", repository, token_action(action)):
-            scope = (Scope("repository", repository, _challenge_actions(need)),)
+            scope = (Scope("repository", repository, challenge or _challenge_actions(need)),)
             raise refuse(
                 request,
                 access,

@@ -31,6 +31,7 @@ from trustyard.registry.api.openapi import openapi
 from trustyard.registry.api.token import token_endpoint
 from trustyard.registry.errors import BlobUploadInvalidError, NameInvalidError, RegistryError, SizeInvalidError
 from trustyard.registry.service import RegistryService
+from trustyard.trust.api import dispatch as trust_dispatch
 
 _PATH: Final = re.compile(
     r"^/v2/(?P<name>.+?)/(?:"
@@ -464,6 +465,8 @@ async def dispatch(request: Request) -> Response:
     service: RegistryService = request.app.state.registry
     access: AccessControl = request.app.state.access
     path: str = request.scope["path"]  # not request.url: building a URL object costs ~6% of a manifest GET
+    if "/_trust/" in path:  # Notary v1 trust data on the registry's host, as `docker trust` expects
+        return await trust_dispatch(request)
     m = _PATH.match(path)
     head = request.method == "HEAD"
     if m is None:
