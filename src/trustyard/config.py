@@ -129,6 +129,24 @@ class Settings(BaseSettings):
     audit_flush_interval: float = Field(
         default=1.0, gt=0, le=60, description="seconds between batched writes of request audit events"
     )
+    scan_workers: int = Field(
+        default=1, ge=0, le=16, description="threads indexing and scanning pushed images in the background; 0=off"
+    )
+    scan_recheck_interval: float = Field(
+        default=10, gt=0, le=3600, description="seconds between looks for new vulnerability data to re-check"
+    )
+    vulndb_path: Path | None = Field(
+        default=None, description="vulnerability store the registry scans against; default <data_dir>/vulndb.sqlite"
+    )
+    webhook_url: str | None = Field(
+        default=None, description="URL that gets a JSON POST when an image's findings change (scan.changed)"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="key of the X-Trustyard-Signature HMAC-SHA256 over each webhook body"
+    )
+    webhook_attempts: int = Field(
+        default=5, ge=1, le=20, description="deliveries tried per webhook event, with exponential backoff"
+    )
 
     @field_validator("listen")
     @classmethod

@@ -68,6 +68,8 @@ from trustyard.auth.schemas import (
 from trustyard.auth.service import AccessControl
 from trustyard.auth.store import IdentityExistsError, UnknownIdentityError
 from trustyard.registry.api.access import RefusalError, authenticate, client_address, refuse
+from trustyard.registry.jobs import ScanJobs, StoredReport
+from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
 
 __all__ = ["ENDPOINTS", "PREFIX", "Endpoint", "routes"]
 
@@ -506,6 +508,68 @@ def export_audit(c: Call, _: NoBody) -> Response:
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers=_HEADERS)
 
 
+# -- scan results by manifest digest (issues 4 and 5) ------------------------------------------------------------
+
+
+def _scanned(c: Call) -> tuple[ScanJobs, str]:
+    """The scan queue and the digest, once the caller may pull the repository and it holds the manifest."""
+    name, digest = c.params["name"], c.params["digest"]
+    if Action.PULL not in c.access.policy.actions(c.principal, name):
+        raise _forbidden(f"{c.principal.subject!r} may not {c.endpoint.summary} of {name!r} (needs pull)")
+    jobs = ScanJobs(c.access.store.db)
+    if not jobs.holds(name, digest):
+        raise ApiError(404, "NOT_FOUND", f"manifest {digest} is not in repository {name}")
+    return jobs, digest
+
+
+def get_scan(c: Call, _: NoBody) -> ScanStatusOut:
+    """Callers who may pull the repository: where the image is in the scan pipeline, and how fresh its data is."""
+    jobs, digest = _scanned(c)
+    job = jobs.state(digest)
+    if job is None:
+        raise ApiError(404, "NOT_FOUND", f"manifest {digest} has not been queued for scanning")
+    report = jobs.report(digest)
+    return ScanStatusOut(
+        digest=digest,
+        status=job.status,
+        error=job.error,
+        attempts=job.attempts,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        indexed_at=report.indexed_at if report else None,
+        checked_at=report.checked_at if report else None,
+        data_generation=report.generation if report else None,
+        data_time=report.data_time if report else None,
+        vulnerabilities=len(report.finding_ids) if report else None,
+        sbom_digest=report.sbom_digest if report else None,
+    )
+
+
+def _report(c: Call) -> StoredReport:
+    jobs, digest = _scanned(c)
+    report = jobs.report(digest)
+    if report is None:
+        job = jobs.state(digest)
+        state = "not queued" if job is None else job.status.value + (f": {job.error}" if job.error else "")
+        raise ApiError(404, "NOT_FOUND", f"manifest {digest} has no scan results ({state})")
+    return report
+
+
+def get_sbom(c: Call, _: NoBody) -> Response:
+    """Callers who may pull the repository: the image's bill of materials (CycloneDX 1.6 or SPDX 2.3 JSON)."""
+    fmt = c.query(SbomQuery).format
+    report = _report(c)
+    if fmt == "spdx-json":
+        return Response(report.spdx, media_type="application/spdx+json", headers=_HEADERS)
+    return Response(report.cyclonedx, media_type="application/vnd.cyclonedx+json", headers=_HEADERS)
+
+
+def get_findings(c: Call, _: NoBody) -> Response:
+    """Callers who may pull the repository: the image's vulnerability findings, re-checked as data changes."""
+    return Response(_report(c).findings, media_type="application/json", headers=_HEADERS)
+
+
 # -- the table -------------------------------------------------------------------------------------------------
 
 _USER = f"{PREFIX}/users/{{user}}"
@@ -513,6 +577,7 @@ _TEAM = f"{PREFIX}/teams/{{team}}"
 _PROJECT = f"{PREFIX}/projects/{{project}}"
 _PROJECT_ROBOT = f"{_PROJECT}/robots/{{robot}}"
 _SYSTEM_ROBOT = f"{PREFIX}/robots/{{robot}}"
+_MANIFEST = f"{PREFIX}/repositories/{{name}}/manifests/{{digest}}"
 
 
 def _robot_endpoints(base: str, one: str, what: str) -> list[Endpoint[Any]]:
@@ -604,6 +669,9 @@ ENDPOINTS: Final[tuple[Endpoint[Any], ...]] = (
         query=AuditFilters,
         media_type="application/x-ndjson",
     ),
+    Endpoint("GET", f"{_MANIFEST}/scan", "see the scan", get_scan, NoBody, ScanStatusOut),
+    Endpoint("GET", f"{_MANIFEST}/sbom", "read the SBOM", get_sbom, NoBody, None, query=SbomQuery),
+    Endpoint("GET", f"{_MANIFEST}/findings", "read the findings", get_findings, NoBody, FindingsOut),
 )
 """Every endpoint of the management API."""
 
@@ -698,7 +766,10 @@ def _routes() -> list[BaseRoute]:
     by_path: dict[str, dict[str, Endpoint[Any]]] = {}
     for endpoint in ENDPOINTS:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
-    found: list[BaseRoute] = [_route(path, methods) for path, methods in by_path.items()]
+    # a repository name has slashes: Starlette's ``path`` converter matches them (the table keeps OpenAPI's form)
+    found: list[BaseRoute] = [
+        _route(path.replace("{name}", "{name:path}"), methods) for path, methods in by_path.items()
+    ]
     found.append(Route(PREFIX + "/{rest:path}", _unknown, methods=_METHODS))
     return found
 

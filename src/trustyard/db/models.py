@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -258,4 +259,57 @@ audit_events = Table(
     Index("ix_audit_events_at", "at"),
     Index("ix_audit_events_actor", "actor", "at"),
     Index("ix_audit_events_project", "project", "at"),
+)
+
+
+# -- background scanning (issues 4 and 5): jobs, bills of materials, the package index for re-checks --------------
+# Keyed by manifest digest, not by repository: an image pushed to several repositories is indexed once.
+
+scan_jobs = Table(
+    "scan_jobs",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("status", String(16), nullable=False),  # queued | running | done | failed | skipped
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("queued_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    # the image was pushed to another repository after it was indexed: attach its SBOM referrer there too
+    Column("attach_pending", Boolean, nullable=False, server_default=false()),
+    Index("ix_scan_jobs_status", "status", "queued_at"),
+)
+
+scan_reports = Table(
+    "scan_reports",
+    metadata,
+    Column("digest", DIGEST, primary_key=True),
+    Column("indexed_at", Float, nullable=False),
+    Column("checked_at", Float, nullable=False),  # last match against the vulnerability store
+    Column("generation", Integer, nullable=False),  # the store's import generation that match saw
+    Column("data_time", String(64), nullable=True),  # newest data time of the store's sources then
+    Column("inventory", Text, nullable=False),  # JSON components, enough to match again without layers
+    Column("cyclonedx", Text, nullable=False),
+    Column("spdx", Text, nullable=False),
+    Column("findings", Text, nullable=False),  # JSON: {"status", "findings": [...], "notes": [...]}
+    Column("finding_ids", Text, nullable=False),  # JSON sorted list of finding ids (what a re-check compares)
+    Column("sbom_digest", DIGEST, nullable=True),  # the CycloneDX blob the referrers carry
+)
+
+scan_packages = Table(
+    "scan_packages",
+    metadata,
+    # one row per store lookup an inventory's match makes: a changed advisory naming (ecosystem, name)
+    # re-checks exactly the inventories listed here
+    Column("ecosystem", String(128), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("digest", DIGEST, primary_key=True),
+    Index("ix_scan_packages_digest", "digest"),
+)
+
+scan_state = Table(
+    "scan_state",
+    metadata,
+    Column("key", String(64), primary_key=True),  # e.g. "generation": the store generation re-checked up to
+    Column("value", Text, nullable=False),
 )

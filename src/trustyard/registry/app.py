@@ -31,6 +31,7 @@ from trustyard.registry.api.errors import error_response
 from trustyard.registry.api.routes import routes
 from trustyard.registry.gc import GarbageCollector
 from trustyard.registry.service import RegistryService
+from trustyard.scan.background import BackgroundScanner
 from trustyard.storage.filesystem import FilesystemBlobStore
 
 log = logging.getLogger("trustyard.http")
@@ -101,6 +102,7 @@ def create_app(
     """The registry's ASGI application."""
     service = registry or create_registry(settings)
     control = access or AccessControl.from_settings(settings, service.db)
+    scanner = BackgroundScanner.from_settings(settings, service, control.audit) if settings.scan_workers else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -115,10 +117,14 @@ def create_app(
             task = asyncio.create_task(gc.run_every(settings.gc_interval))
         control.audit.start()
         control.warn_if_insecure()
+        if scanner is not None:
+            await asyncio.to_thread(scanner.start)
         log.info("registry ready", extra={"listen": settings.listen, "data_dir": str(settings.data_dir)})
         try:
             yield
         finally:
+            if scanner is not None:
+                await asyncio.to_thread(scanner.stop)
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +139,7 @@ def create_app(
     app.state.registry = service
     app.state.access = control
     app.state.settings = settings
+    app.state.scanner = scanner
     return app
 
 

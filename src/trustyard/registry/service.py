@@ -23,6 +23,7 @@ import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from trustyard.db.engine import Database, retrying
+from trustyard.errors import TrustyardError
 from trustyard.oci.digest import Digest, DigestError, Hasher
 from trustyard.oci.manifest import ManifestError, parse_manifest
 from trustyard.oci.mediatypes import MediaType
@@ -127,6 +128,8 @@ class RegistryService:
         # database answers slower, and then the event loop must not wait for it.
         self.inline_reads = db.is_sqlite
         self._uploads: dict[str, _UploadState] = {}
+        # called after every manifest push with (repository, digest, artifact type): the scan queue's hook
+        self.on_push: Callable[[str, str, str | None], None] | None = None
 
     # -- blobs ---------------------------------------------------------------------------------------------
 
@@ -469,7 +472,24 @@ class RegistryService:
             "manifest pushed",
             extra={"repository": name, "digest": record.digest, "tags": tag_names, "mediaType": m.media_type},
         )
+        if self.on_push is not None:
+            try:
+                self.on_push(name, record.digest, m.artifact_type)
+            except (SQLAlchemyError, TrustyardError) as e:  # the push stands; the scanner's start-up sweep catches up
+                log.error("manifest %s of %s not queued for scanning: %s", record.digest, name, e)
         return PushedManifest(record.digest, record.subject)
+
+    def put_small_blob(self, name: str, data: bytes) -> Digest:
+        """Store generated content (an SBOM) as a blob of ``name``: the file is durable before the row names it."""
+        name = name_of(name)
+        digest = Digest.of(data, "sha256")
+        try:
+            self.store.put(digest, data)
+            with self.db.write() as conn:
+                self.meta.record_blob(conn, name, str(digest), len(data))
+        except StorageError as e:
+            raise UnavailableError(e.message) from e
+        return digest
 
     def delete_manifest(self, name: str, reference: str) -> None:
         """Delete by digest (the manifest and its tags) or by tag (only the tag)."""

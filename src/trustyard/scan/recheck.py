@@ -1,0 +1,167 @@
+"""Re-check stored inventories when the vulnerability data changes, without reading a single layer again.
+
+The vulnerability store numbers its imports (``pipeline.store_generation``); the registry remembers the
+generation it has re-checked up to (``scan_state``). When the store is newer, the packages named by the
+advisories written since then (``pipeline.changed_packages``) are looked up in the (ecosystem, package) index
+that was filled when each inventory was stored, and only those inventories are matched again, from their
+stored components. Reports matched before the store existed (or before the last pass, after a race with a
+worker) are matched again whole. An image whose finding ids change gets, once per change:
+- its stored findings replaced (the scan status shows the new check time and data generation);
+- an audit event ``scan.changed`` per repository that holds it, with the added and removed ids;
+- one webhook event ``scan.changed`` listing its repositories, when a webhook is configured.
+
+``trustyard db import`` needs no connection to a running registry: the import adds a generation, the registry's
+worker polls for it (``scan_recheck_interval``), and a registry that was down re-checks at its next start.
+
+Not here: deciding how findings are computed (``pipeline.InventoryMatcher``); advisories that stop naming a
+package an image had a finding for are only seen when another change touches that package (a known gap).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from trustyard.auth.audit import AuditEvent, AuditLog
+from trustyard.auth.policy import project_of
+from trustyard.registry.jobs import ScanJobs
+from trustyard.scan.pipeline import InventoryMatcher, changed_packages, decode_inventory, store_generation
+from trustyard.scan.webhook import WebhookNotifier
+
+log = logging.getLogger("trustyard.scan")
+
+GENERATION_KEY: Final = "vulndb.generation"
+ACTOR: Final = "system:scanner"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One image whose findings changed."""
+
+    digest: str
+    repositories: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass
+class RecheckResult:
+    """What one pass did (for logs, tests and the benchmark)."""
+
+    since: int
+    generation: int
+    packages: int = 0
+    inventories: int = 0
+    changes: list[Change] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Rechecker:
+    """One pass at a time (a lock), from the worker thread's tick or a direct call."""
+
+    def __init__(
+        self, *, jobs: ScanJobs, vulndb: Path, audit: AuditLog | None = None, notifier: WebhookNotifier | None = None
+    ) -> None:
+        self.jobs = jobs
+        self.vulndb = vulndb
+        self.audit = audit
+        self.notifier = notifier
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        """The worker's periodic call: a pass when the store moved on, logged."""
+        result = self.run()
+        if result is not None and result.inventories:
+            log.info(
+                "re-check done",
+                extra={
+                    "generation": result.generation,
+                    "inventories": result.inventories,
+                    "changed": len(result.changes),
+                    "seconds": round(result.seconds, 3),
+                },
+            )
+
+    def run(self) -> RecheckResult | None:
+        """Re-check what the imports since the last pass can have changed; ``None`` when nothing is new."""
+        with self._lock:
+            generation = store_generation(self.vulndb)
+            stored = self.jobs.get_state(GENERATION_KEY)
+            since = int(stored) if stored is not None else 0
+            if generation <= since and stored is not None:
+                return None
+            start = time.perf_counter()
+            result = RecheckResult(since, generation)
+            packages = changed_packages(self.vulndb, since) if generation else set()
+            result.packages = len(packages)
+            digests = sorted(set(self.jobs.affected(packages)) | set(self.jobs.stale(since)))
+            if digests:
+                with InventoryMatcher(self.vulndb) as matcher:
+                    for digest in digests:
+                        change = self._recheck(matcher, digest)
+                        result.inventories += 1
+                        if change is not None:
+                            result.changes.append(change)
+            self.jobs.set_state(GENERATION_KEY, str(generation))
+            result.seconds = time.perf_counter() - start
+            for change in result.changes:
+                self._notify(change, generation)
+            return result
+
+    def _recheck(self, matcher: InventoryMatcher, digest: str) -> Change | None:
+        report = self.jobs.report(digest)
+        if report is None:
+            return None
+        components, layers = decode_inventory(report.inventory)
+        outcome = matcher.match(components, layers)
+        self.jobs.update_findings(
+            digest,
+            findings=outcome.findings,
+            finding_ids=sorted(outcome.ids),
+            generation=outcome.generation,
+            data_time=outcome.data_time,
+        )
+        old = set(report.finding_ids)
+        added, removed = sorted(outcome.ids - old), sorted(old - outcome.ids)
+        if not added and not removed:
+            return None
+        return Change(digest, tuple(self.jobs.repositories_of(digest)), tuple(added), tuple(removed))
+
+    def _notify(self, change: Change, generation: int) -> None:
+        detail = {"added": list(change.added), "removed": list(change.removed), "generation": generation}
+        if self.audit is not None:
+            for repository in change.repositories:
+                self.audit.record(
+                    AuditEvent(
+                        ACTOR,
+                        "scan.changed",
+                        project=project_of(repository),
+                        repository=repository,
+                        target=change.digest,
+                        detail=detail,
+                    )
+                )
+        if self.notifier is not None:
+            self.notifier.send(
+                "scan.changed",
+                {
+                    "digest": change.digest,
+                    "repositories": list(change.repositories),
+                    "added": list(change.added),
+                    "removed": list(change.removed),
+                    "generation": generation,
+                    "at": datetime.now(UTC).isoformat(),
+                },
+            )
+        log.info("findings changed", extra={"digest": change.digest, **detail})
+
+
+def findings_count(findings: str) -> int:
+    """How many findings a stored findings document holds."""
+    return len(json.loads(findings).get("findings", []))
