@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,6 +47,8 @@ class RegistryServer:
     # exit codes of a graceful stop (SIGTERM); anything else is a failure to stop gracefully. uvicorn
     # re-raises the signal after a clean shutdown, so -SIGTERM is graceful too.
     graceful_exit_codes: tuple[int, ...] = (0, -signal.SIGTERM)
+    ca_file: Path | None = None
+    """The CA the readiness check trusts for HTTPS (``TrustyardServer(tls=...)``); ``None``: the system's."""
 
     def __init__(self, *, workdir: Path, port: int | None = None, database_url: str | None = None) -> None:
         self.workdir = workdir
@@ -113,7 +116,8 @@ class RegistryServer:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer yet"
-        with httpx.Client(timeout=2.0, auth=self.credentials) as client:
+        verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        with httpx.Client(timeout=2.0, auth=self.credentials, verify=verify) as client:
             while time.monotonic() < deadline:
                 if self._proc is not None and self._proc.poll() is not None:
                     raise ServerError(
@@ -236,6 +240,25 @@ class TrustyardServer(RegistryServer):
     name = "trustyard"
     credentials = ("admin", INTEROP_ADMIN_PASSWORD)
 
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        port: int | None = None,
+        database_url: str | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """``tls``: (certificate chain, private key, CA file) to serve HTTPS, as the notary client requires."""
+        super().__init__(workdir=workdir, port=port, database_url=database_url)
+        self.tls = tls
+        if tls is not None:
+            self.ca_file = tls[2]
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash (https when serving TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
     def environment(self) -> dict[str, str]:
         """The first start creates `admin` with the interop password."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTYARD_")}
@@ -247,7 +270,8 @@ class TrustyardServer(RegistryServer):
         return ["--data-dir", str(self.data_dir), *db]
 
     def command(self) -> list[str]:
-        return [*_trustyard_argv(), "serve", "--listen", self.host, *self._storage_args()]
+        tls = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []
+        return [*_trustyard_argv(), "serve", "--listen", self.host, *self._storage_args(), *tls]
 
     def gc_command(self, *, dry_run: bool, delete_untagged: bool, grace_period: int | None) -> list[str]:
         argv = [*_trustyard_argv(), "gc", *self._storage_args()]
