@@ -69,6 +69,17 @@ class JobState:
 
 
 @dataclass(frozen=True, slots=True)
+class FindingsUpdate:
+    """An image's findings after a re-check."""
+
+    digest: str
+    findings: str
+    finding_ids: tuple[str, ...]
+    generation: int
+    data_time: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredReport:
     """What the scanner stored for one manifest digest."""
 
@@ -273,22 +284,24 @@ class ScanJobs:
 
         retrying(run)
 
-    def update_findings(
-        self, digest: str, *, findings: str, finding_ids: Sequence[str], generation: int, data_time: str | None
-    ) -> None:
-        """A re-check's new findings for an image (its inventory and SBOMs stay as indexed)."""
+    def update_findings(self, updates: Sequence[FindingsUpdate]) -> None:
+        """A re-check's new findings for many images, in one transaction (inventories and SBOMs stay as indexed)."""
+        if not updates:
+            return
+        now = time.time()
         with self.db.write() as conn:
-            conn.execute(
-                update(scan_reports)
-                .where(scan_reports.c.digest == digest)
-                .values(
-                    findings=findings,
-                    finding_ids=json.dumps(sorted(finding_ids)),
-                    generation=generation,
-                    data_time=data_time,
-                    checked_at=time.time(),
+            for u in updates:
+                conn.execute(
+                    update(scan_reports)
+                    .where(scan_reports.c.digest == u.digest)
+                    .values(
+                        findings=u.findings,
+                        finding_ids=json.dumps(sorted(u.finding_ids)),
+                        generation=u.generation,
+                        data_time=u.data_time,
+                        checked_at=now,
+                    )
                 )
-            )
 
     def set_sbom_digest(self, digest: str, sbom_digest: str) -> None:
         """Remember the CycloneDX blob the image's referrers carry."""
@@ -300,6 +313,13 @@ class ScanJobs:
         with self.db.read() as conn:
             row = conn.execute(select(scan_reports).where(scan_reports.c.digest == digest)).first()
         return None if row is None else _report_of(row)
+
+    def inventories(self, digests: Sequence[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(digest, inventory, finding ids) of the stored reports among ``digests``: what a re-check reads."""
+        columns = (scan_reports.c.digest, scan_reports.c.inventory, scan_reports.c.finding_ids)
+        with self.db.read() as conn:
+            rows = conn.execute(select(*columns).where(scan_reports.c.digest.in_(digests))).all()
+        return [(r[0], r[1], tuple(json.loads(r[2]))) for r in rows]
 
     def affected(self, packages: Iterable[tuple[str, str]]) -> list[str]:
         """Digests of the stored inventories whose matching looked up any of ``packages``."""
@@ -376,4 +396,13 @@ def _report_of(row: Any) -> StoredReport:
     )
 
 
-__all__ = ["MAX_ATTEMPTS", "SBOM_ARTIFACT_TYPE", "Job", "JobState", "JobStatus", "ScanJobs", "StoredReport"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "SBOM_ARTIFACT_TYPE",
+    "FindingsUpdate",
+    "Job",
+    "JobState",
+    "JobStatus",
+    "ScanJobs",
+    "StoredReport",
+]

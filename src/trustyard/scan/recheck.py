@@ -30,7 +30,7 @@ from typing import Final
 
 from trustyard.auth.audit import AuditEvent, AuditLog
 from trustyard.auth.policy import project_of
-from trustyard.registry.jobs import ScanJobs
+from trustyard.registry.jobs import FindingsUpdate, ScanJobs
 from trustyard.scan.pipeline import InventoryMatcher, changed_packages, decode_inventory, store_generation
 from trustyard.scan.webhook import WebhookNotifier
 
@@ -38,6 +38,8 @@ log = logging.getLogger("trustyard.scan")
 
 GENERATION_KEY: Final = "vulndb.generation"
 ACTOR: Final = "system:scanner"
+BATCH: Final = 200
+"""Inventories read, and findings written, per database transaction during a re-check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,35 +105,36 @@ class Rechecker:
             digests = sorted(set(self.jobs.affected(packages)) | set(self.jobs.stale(since)))
             if digests:
                 with InventoryMatcher(self.vulndb) as matcher:
-                    for digest in digests:
-                        change = self._recheck(matcher, digest)
-                        result.inventories += 1
-                        if change is not None:
-                            result.changes.append(change)
+                    for first in range(0, len(digests), BATCH):
+                        found = self._recheck(matcher, digests[first : first + BATCH])
+                        result.inventories += found[0]
+                        result.changes += found[1]
             self.jobs.set_state(GENERATION_KEY, str(generation))
             result.seconds = time.perf_counter() - start
             for change in result.changes:
                 self._notify(change, generation)
             return result
 
-    def _recheck(self, matcher: InventoryMatcher, digest: str) -> Change | None:
-        report = self.jobs.report(digest)
-        if report is None:
-            return None
-        components, layers = decode_inventory(report.inventory)
-        outcome = matcher.match(components, layers)
-        self.jobs.update_findings(
-            digest,
-            findings=outcome.findings,
-            finding_ids=sorted(outcome.ids),
-            generation=outcome.generation,
-            data_time=outcome.data_time,
-        )
-        old = set(report.finding_ids)
-        added, removed = sorted(outcome.ids - old), sorted(old - outcome.ids)
-        if not added and not removed:
-            return None
-        return Change(digest, tuple(self.jobs.repositories_of(digest)), tuple(added), tuple(removed))
+    def _recheck(self, matcher: InventoryMatcher, digests: list[str]) -> tuple[int, list[Change]]:
+        """Match a batch of stored inventories again; their new findings are written in one transaction."""
+        updates: list[FindingsUpdate] = []
+        diffs: list[tuple[str, list[str], list[str]]] = []
+        stored = self.jobs.inventories(digests)
+        for digest, inventory, finding_ids in stored:
+            components, layers = decode_inventory(inventory)
+            outcome = matcher.match(components, layers)
+            ids = tuple(sorted(outcome.ids))
+            updates.append(FindingsUpdate(digest, outcome.findings, ids, outcome.generation, outcome.data_time))
+            old = set(finding_ids)
+            added, removed = sorted(outcome.ids - old), sorted(old - outcome.ids)
+            if added or removed:
+                diffs.append((digest, added, removed))
+        self.jobs.update_findings(updates)
+        changes = [
+            Change(digest, tuple(self.jobs.repositories_of(digest)), tuple(added), tuple(removed))
+            for digest, added, removed in diffs
+        ]
+        return len(stored), changes
 
     def _notify(self, change: Change, generation: int) -> None:
         detail = {"added": list(change.added), "removed": list(change.removed), "generation": generation}
