@@ -367,3 +367,43 @@ async def test_the_recheck_matches_only_inventories_that_hold_a_changed_package(
     assert result is not None and result.inventories == 1
     (change,) = result.changes
     assert change.added == ("CVE-2024-9143",) and change.removed == ()
+
+
+def osv_advisory(package: str, modified: str) -> dict[str, Any]:
+    """WRITTEN DATA, OSV format: an npm advisory for every version of ``package`` before 99."""
+    return {
+        "schema_version": "1.6.0",
+        "id": "GHSA-test-0000-0001",
+        "modified": modified,
+        "published": "2026-01-01T00:00:00Z",
+        "summary": "written for the re-check test",
+        "affected": [
+            {
+                "package": {"ecosystem": "npm", "name": package},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "99.0.0"}]}],
+            }
+        ],
+    }
+
+
+async def test_an_advisory_that_stops_naming_a_package_removes_its_findings(running: Any, tmp_path: Path) -> None:
+    store = tmp_path / "data" / "vulndb.sqlite"
+    first = tmp_path / "osv-1" / "GHSA-test-0000-0001.json"
+    first.parent.mkdir()
+    first.write_text(json.dumps(osv_advisory("lodash", "2026-01-01T00:00:00Z")))
+    with VulnerabilityStore(store) as s:
+        import_path(s, first)
+    r: Running = await running(scan_recheck_interval=3600)
+    await r.client.push("lab/app", layout_image(), "1")
+    await wait_idle(r)
+    assert "GHSA-test-0000-0001" in r.scanner.jobs.report(IMAGE_DIGEST).finding_ids  # type: ignore[union-attr]
+    # the advisory is corrected: it was about another package, which the image does not hold
+    second = tmp_path / "osv-2" / "GHSA-test-0000-0001.json"
+    second.parent.mkdir()
+    second.write_text(json.dumps(osv_advisory("lodash-es", "2026-02-01T00:00:00Z")))
+    with VulnerabilityStore(store) as s:
+        import_path(s, second)
+    result = r.scanner.rechecker.run()
+    assert result is not None and result.inventories == 1
+    (change,) = result.changes
+    assert change.added == () and change.removed == ("GHSA-test-0000-0001",)

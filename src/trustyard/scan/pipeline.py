@@ -130,15 +130,22 @@ def store_generation(path: Path) -> int:
     return int(row[0] or 0)
 
 
+ADVISORY_KEY: Final = "advisory:"
+"""Index rows ``("advisory:<source>", id)`` name the advisories an inventory has findings from."""
+
+
 def changed_packages(path: Path, since: int) -> set[tuple[str, str]]:
-    """The (ecosystem, indexed name) of every package that advisories written after generation ``since`` name."""
+    """The index keys advisories written after generation ``since`` touch: every (ecosystem, indexed name) they
+    name now, and the advisories themselves (an advisory that stops naming a package still reaches the
+    inventories that had a finding from it)."""
     with _read_only(path) as db:
         rows = db.execute(
             "SELECT DISTINCT f.ecosystem, f.name FROM affected f JOIN advisories a ON a.pk = f.advisory"
             " WHERE a.provenance > ?",
             (since,),
         ).fetchall()
-    return {(str(e), str(n)) for e, n in rows}
+        advisories = db.execute("SELECT source, id FROM advisories WHERE provenance > ?", (since,)).fetchall()
+    return {(str(e), str(n)) for e, n in rows} | {(ADVISORY_KEY + str(s), str(i)) for s, i in advisories}
 
 
 class _ReadOnly:
@@ -235,7 +242,8 @@ class InventoryMatcher:
         return MatchOutcome(
             findings=json.dumps(doc, separators=(",", ":")),
             ids=frozenset(f.id for f in result.findings),
-            packages=frozenset(self._store.take()),
+            packages=frozenset(self._store.take())
+            | {(ADVISORY_KEY + source, advisory) for f in result.findings for source, advisory in f.sources},
             generation=self.generation,
             data_time=self.data_time,
         )

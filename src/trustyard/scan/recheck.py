@@ -13,8 +13,10 @@ worker) are matched again whole. An image whose finding ids change gets, once pe
 ``trustyard db import`` needs no connection to a running registry: the import adds a generation, the registry's
 worker polls for it (``scan_recheck_interval``), and a registry that was down re-checks at its next start.
 
-Not here: deciding how findings are computed (``pipeline.InventoryMatcher``); advisories that stop naming a
-package an image had a finding for are only seen when another change touches that package (a known gap).
+The index also lists the advisories each inventory has findings from, so that an advisory changed to stop
+naming a package (or to fix it in an older version) re-checks the images it used to affect.
+
+Not here: deciding how findings are computed (``pipeline.InventoryMatcher``).
 """
 
 from __future__ import annotations
