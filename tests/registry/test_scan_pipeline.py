@@ -37,7 +37,7 @@ from trustyard.scan.sources.registry import RegistryImageSource
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.store import VulnerabilityStore
 
-from .conftest import Blob, ClientFactory, ManifestDoc, RegistryClient, make_image
+from .conftest import Blob, ClientFactory, ManifestDoc, RegistryClient, make_image, make_index
 
 LAYOUT = Path(__file__).resolve().parents[3] / "shared" / "images" / "oci-alpine-app"
 if not LAYOUT.is_dir():
@@ -183,6 +183,23 @@ async def test_the_same_image_in_two_repositories_is_indexed_once(running: Any, 
     second = await referrers(r.client, "lab/two", IMAGE_DIGEST)
     assert [m["digest"] for m in first] == [m["digest"] for m in second]
     assert len(first) == 1
+
+
+async def test_an_index_is_scanned_as_its_linux_amd64_image_from_the_layer_cache(
+    running: Any, layer_reads: list[str]
+) -> None:
+    r: Running = await running()
+    index = make_index([layout_image()])
+    await r.client.push("lab/multi", index, "1")
+    await wait_idle(r)
+    jobs = r.scanner.jobs
+    for digest in (IMAGE_DIGEST, index.digest):  # the child and the index: two reports, by digest
+        state = jobs.state(digest)
+        assert state is not None and state.status is JobStatus.DONE, state
+        assert [m["artifactType"] for m in await referrers(r.client, "lab/multi", digest)] == [SBOM_ARTIFACT_TYPE]
+    child, parent = jobs.report(IMAGE_DIGEST), jobs.report(index.digest)
+    assert child is not None and parent is not None and child.finding_ids == parent.finding_ids
+    assert len(layer_reads) == 3  # the second indexing replayed the cached layers
 
 
 async def test_a_broken_image_fails_its_job_with_a_reason(running: Any) -> None:

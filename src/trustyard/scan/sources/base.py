@@ -21,6 +21,7 @@ from typing import IO, Final, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from trustyard.oci.digest import Digest, DigestError
+from trustyard.oci.manifest import Descriptor, ImageIndex
 from trustyard.scan.errors import SourceError
 from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants, normalize_path, read_layer
 
@@ -205,3 +206,18 @@ def parse_diff_ids(raw: bytes, where: str) -> tuple[Digest, ...]:
         return tuple(Digest.parse(d) for d in (config.rootfs.diff_ids if config.rootfs else ()))
     except (ValidationError, DigestError) as e:
         raise SourceError(f"{where}: malformed image config: {e}") from e
+
+
+DEFAULT_PLATFORM: Final = ("linux", "amd64")
+"""The platform chosen from an index when an image source is given an index (skopeo's default on amd64)."""
+
+
+def platform_choice(index: ImageIndex, name: str) -> Descriptor:
+    """The linux/amd64 image of an index, or its only image; attestation manifests never count."""
+    images = [d for d in index.manifests if d.platform is None or d.platform.os != "unknown"]
+    for d in images:
+        if d.platform is not None and (d.platform.os, d.platform.architecture) == DEFAULT_PLATFORM:
+            return d
+    if len(images) == 1:
+        return images[0]
+    raise SourceError(f"{name}: the index has no {'/'.join(DEFAULT_PLATFORM)} image and more than one other")

@@ -22,12 +22,12 @@ from trustyard.scan.sources.base import (
     SourceBase,
     container_for,
     parse_diff_ids,
+    platform_choice,
     read_checked,
     read_small,
 )
 
 REF_NAME: Final = "org.opencontainers.image.ref.name"
-DEFAULT_PLATFORM: Final = ("linux", "amd64")
 _MAX_NESTING: Final = 4
 
 
@@ -115,16 +115,5 @@ class OciLayoutSource(SourceBase):
             found = self._parse(self._blob(descriptor), descriptor.media_type, str(descriptor.digest))
             if isinstance(found, ImageManifest):
                 return found
-            descriptor = _platform_choice(found, self._name)
+            descriptor = platform_choice(found, self._name)
         raise SourceError(f"{self._name}: indexes nested more than {_MAX_NESTING} deep")
-
-
-def _platform_choice(index: ImageIndex, name: str) -> Descriptor:
-    """The linux/amd64 image of an index, or its only image; attestation manifests never count."""
-    images = [d for d in index.manifests if d.platform is None or d.platform.os != "unknown"]
-    for d in images:
-        if d.platform is not None and (d.platform.os, d.platform.architecture) == DEFAULT_PLATFORM:
-            return d
-    if len(images) == 1:
-        return images[0]
-    raise SourceError(f"{name}: the index has no {'/'.join(DEFAULT_PLATFORM)} image and more than one other")

@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from typing import Final
 
 from trustyard.oci.digest import Digest
-from trustyard.oci.manifest import Descriptor, ImageIndex, ImageManifest, ManifestError, parse_manifest
+from trustyard.oci.manifest import ImageManifest, ManifestError, parse_manifest
 from trustyard.oci.mediatypes import MediaType
 from trustyard.scan.errors import SourceError
 from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants, read_layer
-from trustyard.scan.sources.base import MAX_METADATA_SIZE, LayerRef, SourceBase, parse_diff_ids
+from trustyard.scan.sources.base import MAX_METADATA_SIZE, LayerRef, SourceBase, parse_diff_ids, platform_choice
 from trustyard.storage.base import BlobStore, StorageError
 
-DEFAULT_PLATFORM: Final = ("linux", "amd64")
 IMAGE_CONFIG_TYPES: Final = frozenset({MediaType.OCI_CONFIG.value, MediaType.DOCKER_CONFIG.value})
 _MAX_NESTING: Final = 4
 _CHUNK: Final = 1 << 20
@@ -138,17 +137,6 @@ class RegistryImageSource(SourceBase):
                 raise SourceError(f"{digest}: {e.message}") from e
             if isinstance(found, ImageManifest):
                 return found
-            child = _platform_choice(found, str(digest))
+            child = platform_choice(found, str(digest))
             digest, media_type = child.digest, child.media_type
         raise SourceError(f"{self.name}: indexes nested more than {_MAX_NESTING} deep")
-
-
-def _platform_choice(index: ImageIndex, name: str) -> Descriptor:
-    """The linux/amd64 image of an index, or its only image; attestation manifests never count."""
-    images = [d for d in index.manifests if d.platform is None or d.platform.os != "unknown"]
-    for d in images:
-        if d.platform is not None and (d.platform.os, d.platform.architecture) == DEFAULT_PLATFORM:
-            return d
-    if len(images) == 1:
-        return images[0]
-    raise SourceError(f"{name}: the index has no {'/'.join(DEFAULT_PLATFORM)} image and more than one other")
