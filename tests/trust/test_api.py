@@ -247,3 +247,13 @@ async def test_token_scopes_as_the_notary_client_asks_for_them(secured: httpx.As
     assert (await secured.delete(f"{TUF}/", headers=push)).status_code == 403
     assert (await secured.post(f"{TUF}/timestamp.key", headers=star)).status_code == 200
     assert (await secured.delete(f"{TUF}/", headers=star)).status_code == 200
+
+
+async def test_out_of_range_names_are_client_errors(http: httpx.AsyncClient) -> None:
+    r = await http.get(f"{TUF}/9999999999.root.json")
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "GENERIC_NOT_FOUND"
+    r = await http.get(f"/v2/{'a' * 250}/{'b' * 10}/_trust/tuf/root.json")
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "INVALID_GUN"
+    r = await post(http, {"targets/" + "x" * 300: b"{}"})
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "INVALID_ROLE"
+    assert (await http.head(f"{TUF}/root.json")).status_code == 404

@@ -31,7 +31,7 @@ from trustyard.auth.service import AccessControl
 from trustyard.oci.reference import InvalidReferenceError, validate_name
 from trustyard.registry.api.access import RefusalError, authenticate, authorize, refuse
 from trustyard.trust.errors import InvalidRoleError, MalformedUploadError, MetadataNotFoundError, TrustError
-from trustyard.trust.metadata import is_valid_role
+from trustyard.trust.metadata import MAX_NAME, is_valid_role
 from trustyard.trust.service import TrustService
 
 __all__ = ["dispatch", "trust_service"]
@@ -41,7 +41,7 @@ _TUF: Final = re.compile(r"^/v2/(?P<gun>[^*]+?)/_trust/tuf/(?P<file>.*)$")
 _FEED: Final = re.compile(r"^/v2/(?:(?P<gun>[^*]+?)/)?_trust/changefeed$")
 # the checksum form first: "targets/releases.<hex>.json" would otherwise read as a role "releases.<hex>"
 _BY_CHECKSUM: Final = re.compile(rf"^(?P<role>{_ROLE})\.(?P<hash>[0-9a-f]{{64}}|[0-9a-f]{{96}}|[0-9a-f]{{128}})\.json$")
-_BY_VERSION: Final = re.compile(rf"^(?P<version>[1-9][0-9]{{0,9}})\.(?P<role>{_ROLE})\.json$")
+_BY_VERSION: Final = re.compile(rf"^(?P<version>[1-9][0-9]{{0,8}})\.(?P<role>{_ROLE})\.json$")
 _LATEST: Final = re.compile(rf"^(?P<role>{_ROLE})\.json$")
 _KEY: Final = re.compile(r"^(?P<role>[^/]+)\.key$")
 
@@ -135,6 +135,8 @@ async def dispatch(request: Request) -> Response:
 async def _authorize(request: Request, access: AccessControl, gun: str, needed: tuple[Action, ...]) -> Response | None:
     repository = _repository(request, gun)
     try:
+        if len(gun) > MAX_NAME:
+            raise InvalidReferenceError("a GUN is stored in 255 characters")
         validate_name(repository)
     except InvalidReferenceError:
         return _invalid_gun(gun)
@@ -189,9 +191,14 @@ async def _read_upload(request: Request, service: TrustService) -> dict[str, byt
 
 def parse_upload(content_type: str, body: bytes) -> dict[str, bytes]:
     """Split a multipart update into role -> bytes; ``INVALID_ROLE`` for a part that names no role."""
+    if "\r" in content_type or "\n" in content_type:
+        raise MalformedUploadError("the content type is malformed")
+    try:
+        header = content_type.encode("latin-1")
+    except UnicodeEncodeError as e:
+        raise MalformedUploadError("the content type is malformed") from e
     message = message_from_bytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\nMIME-Version: 1.0\r\n\r\n" + body,
-        policy=email.policy.HTTP,
+        b"Content-Type: " + header + b"\r\nMIME-Version: 1.0\r\n\r\n" + body, policy=email.policy.HTTP
     )
     if not message.is_multipart():
         raise MalformedUploadError("the update is not a multipart form")

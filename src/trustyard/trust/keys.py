@@ -13,14 +13,13 @@ Not here: private keys of publishers (the client holds those) and which keys a r
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -73,7 +72,7 @@ class PublicKey:
         if not isinstance(obj, dict) or set(obj) - {"keytype", "keyval"}:
             raise KeyFormatError("a key must be an object with keytype and keyval")
         keytype, keyval = obj.get("keytype"), obj.get("keyval")
-        if keytype not in KEY_TYPES:
+        if not isinstance(keytype, str) or keytype not in KEY_TYPES:
             raise KeyFormatError(f"unsupported key type {str(keytype)[:40]!r}")
         if not isinstance(keyval, dict) or keyval.get("private") is not None or set(keyval) - {"public", "private"}:
             raise KeyFormatError("keyval must hold a public key and no private key")
@@ -82,7 +81,7 @@ class PublicKey:
             raise KeyFormatError("keyval.public must be a base64 string")
         try:
             raw = base64.b64decode(public, validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or non-ASCII text
             raise KeyFormatError("keyval.public is not base64") from e
         key, cert = _load(keytype, raw)
         key_id = hashlib.sha256(
@@ -162,9 +161,9 @@ def _load(keytype: str, raw: bytes) -> tuple[_PublicKeyTypes, x509.Certificate |
             key: Any = cert.public_key()
         else:
             key = serialization.load_der_public_key(raw)
-    except (ValueError, TypeError) as e:
-        if isinstance(e, KeyFormatError):
-            raise
+    except KeyFormatError:
+        raise
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise KeyFormatError(f"cannot read {keytype} key: {e}") from e
     want = ec.EllipticCurvePublicKey if keytype.startswith("ecdsa") else rsa.RSAPublicKey
     if not isinstance(key, want):

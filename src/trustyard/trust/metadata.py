@@ -13,7 +13,6 @@ Not here: which update is acceptable given what is stored (``validation``), stor
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -26,6 +25,7 @@ from trustyard.trust.keys import KeyFormatError, PublicKey, SignatureError, cano
 
 __all__ = [
     "BASE_ROLES",
+    "MAX_NAME",
     "DelegatedRole",
     "Delegations",
     "FileMeta",
@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 BASE_ROLES: Final = ("root", "targets", "snapshot", "timestamp")
+MAX_NAME: Final = 255  # longest GUN or role name the database stores
+MAX_VERSION: Final = 2**31 - 1  # versions are 32-bit integers in the database (and in notary's)
 _ROLE: Final = re.compile(r"^(?:root|snapshot|timestamp|targets(?:/[^/\s]+)*)$")
 _EXPIRES: Final = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
 _HASHES: Final = {"sha256": 32, "sha512": 64}
@@ -53,8 +55,8 @@ T = TypeVar("T", "Root", "Targets", "Snapshot", "Timestamp")
 
 
 def is_valid_role(name: str) -> bool:
-    """Whether ``name`` is a role notary accepts: a base role or ``targets/<x>[/<y>…]``."""
-    return bool(_ROLE.match(name))
+    """Whether ``name`` is a role notary accepts: a base role or ``targets/<x>[/<y>…]`` (stored in 255 chars)."""
+    return len(name) <= MAX_NAME and bool(_ROLE.match(name))
 
 
 def is_delegation(name: str) -> bool:
@@ -70,11 +72,11 @@ def parse_expires(text: Any) -> datetime:
     micro = int((frac or "0").ljust(6, "0")[:6])
     try:
         value = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC)
-    except ValueError as e:
+        if zone not in ("Z", "z"):
+            sign = 1 if zone[0] == "+" else -1
+            value -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    except (ValueError, OverflowError) as e:
         raise MalformedJSONError(f"expires {text[:40]!r}: {e}") from e
-    if zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        value -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
     return value
 
 
@@ -94,8 +96,8 @@ def _obj(value: Any, what: str) -> dict[str, Any]:
 
 
 def _int(value: Any, what: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MalformedJSONError(f"{what} must be an integer >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_VERSION:
+        raise MalformedJSONError(f"{what} must be an integer from {minimum} to {MAX_VERSION}")
     return value
 
 
@@ -123,7 +125,7 @@ class FileMeta:
                 raise MalformedJSONError(f"{what}.hashes.{alg} must be base64")
             try:
                 hashes[alg] = base64.b64decode(value, validate=True)
-            except binascii.Error as e:
+            except ValueError as e:  # binascii.Error, or non-ASCII text
                 raise MalformedJSONError(f"{what}.hashes.{alg} is not base64") from e
             if alg in _HASHES and len(hashes[alg]) != _HASHES[alg]:
                 raise MalformedJSONError(f"{what}.hashes.{alg} has the wrong length")
@@ -390,7 +392,7 @@ def parse_metadata(role: str, raw: bytes, kind: type[T]) -> Signed[T]:
             raise MalformedJSONError(f"{role}: a signature needs keyid, method and sig strings")
         try:
             signatures.append(Signature(keyid, method, base64.b64decode(sig, validate=True)))
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or non-ASCII text
             raise MalformedJSONError(f"{role}: a signature is not base64") from e
     try:
         signed_bytes = canonical(signed)

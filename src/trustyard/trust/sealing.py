@@ -12,7 +12,6 @@ Not here: PKCS#11-held keys (a later signer behind the same ``sign`` call).
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import os
 from dataclasses import dataclass
@@ -108,7 +107,7 @@ def _aad(gun: str, role: str, key_id: str) -> bytes:
 def _decode(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise KeySealError(f"{what} is not base64") from e
 
 
