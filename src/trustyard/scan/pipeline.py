@@ -434,10 +434,13 @@ class ScanWorkers:
 
     def _work(self, ticks: bool, next_tick: float) -> None:
         while not self._stop.is_set():
-            try:
-                if ticks and self._tick is not None and time.monotonic() >= next_tick:
+            if ticks and self._tick is not None and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self._tick_interval
+                try:
                     self._tick()
-                    next_tick = time.monotonic() + self._tick_interval
+                except Exception:  # a broken store or database: said once per interval, tried again after it
+                    log.exception("vulnerability re-check failed")
+            try:
                 job = self.jobs.claim()
             except Exception:  # the database may be down for a while: wait and try again
                 log.exception("scan worker cannot reach its queue")
