@@ -9,10 +9,12 @@ in as the registry's admin (`NOTARY_AUTH`) and fetches Docker tokens with the sc
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -227,3 +229,48 @@ def test_real_notary_client_without_credentials_is_refused(server: TrustyardServ
     done = subprocess.run(argv, capture_output=True, text=True, env=env_auth, timeout=120, check=False)
     assert done.returncode != 0
     assert "not authorized" in done.stdout + done.stderr or "401" in done.stdout + done.stderr
+
+
+def _publish_twice(notary: Notary, tmp_path: Path) -> None:
+    payload = tmp_path / "target.txt"
+    payload.write_bytes(b"hello\n")
+    notary.run("init", GUN)
+    notary.run("add", GUN, "v1", str(payload))
+    notary.run("publish", GUN)
+    notary.run("add", GUN, "v2", str(payload))
+    notary.run("publish", GUN)
+    assert set(notary.targets(GUN)) == {"v1", "v2"}
+
+
+def _server_db(server: TrustyardServer) -> sqlite3.Connection:
+    """The server's SQLite database, opened beside it: the tests play a hostile or broken server with it."""
+    return sqlite3.connect(server.data_dir / "trustyard.db", timeout=30, isolation_level=None)
+
+
+def test_attack_client_that_saw_version_n_served_n_minus_1_fails(server: TrustyardServer, tmp_path: Path) -> None:
+    """Rollback: a server that serves the previous (validly signed) timestamp to a client that saw the newer."""
+    notary = client(server, tmp_path, "publisher")
+    _publish_twice(notary, tmp_path)
+    with contextlib.closing(_server_db(server)) as db:
+        newest = db.execute("SELECT max(version) FROM trust_files WHERE role = 'timestamp'").fetchone()[0]
+        db.execute("DELETE FROM trust_files WHERE role = 'timestamp' AND version = ?", (newest,))
+    done = notary.run("list", GUN, check=False)
+    assert done.returncode != 0
+    assert f"version {newest - 1} is lower than current version {newest}" in done.stdout + done.stderr
+
+
+def test_attack_tampered_targets_bytes_are_not_served(server: TrustyardServer, tmp_path: Path) -> None:
+    """Tamper: targets bytes changed in storage under their name. The client fetches targets by the SHA-256
+    the signed snapshot names; trustyard re-hashes what it serves for that name, so the tampered bytes are
+    never sent and the client stops with "trust data unavailable" instead of reading them."""
+    notary = client(server, tmp_path, "publisher")
+    _publish_twice(notary, tmp_path)
+    with contextlib.closing(_server_db(server)) as db:
+        row = db.execute("SELECT id, data FROM trust_files WHERE role = 'targets' ORDER BY version DESC").fetchone()
+        tampered = bytes(row[1]).replace(b'"length":6', b'"length":7')
+        assert tampered != bytes(row[1])
+        db.execute("UPDATE trust_files SET data = ? WHERE id = ?", (tampered, row[0]))
+    done = client(server, tmp_path, "fresh").run("list", GUN, check=False)
+    assert done.returncode != 0
+    assert "trust data unavailable" in done.stdout + done.stderr
+    assert "v1" not in done.stdout
