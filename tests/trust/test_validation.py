@@ -275,3 +275,13 @@ def test_parsed_metadata_keeps_exact_bytes(repo: SimRepo) -> None:
         Snapshot,
     )
     assert snap.expires.microsecond == 123456
+
+
+def test_root_changing_targets_key_needs_targets_signed_by_it(repo: SimRepo, published: RepositoryState) -> None:
+    repo.targets_key = SimKey.ecdsa()
+    with pytest.raises(BadTargetsError, match="threshold for targets"):
+        validate(repo, {"root": repo.root(), "snapshot": repo.snapshot()}, published)
+    repo.versions["root"] -= 1
+    files = {"root": repo.root(), "targets": repo.targets_role()}
+    files["snapshot"] = repo.snapshot()
+    assert validate(repo, files, published).root.version == 2

@@ -7,7 +7,8 @@ raises the ``TrustError`` notary-server would have answered (``server/handlers/v
    the new root (rotation), every root key an x509 certificate naming the GUN and valid now, not expired, and
    listing a timestamp key the server holds (the server must be able to sign the timestamp);
 2. targets and delegations: delegated by their parent (as uploaded, else as stored), signed by its threshold
-   of the keys the parent names, every target inside the delegation's path prefixes, not expired;
+   of the keys the parent names, every target inside the delegation's path prefixes, not expired; a new root
+   that changes the targets keys needs targets signed by the new keys;
 3. snapshot: if uploaded, signed by the root's snapshot keys, not expired, and naming exactly the bytes that
    will be current for every role it lists (a mix of old targets and a new snapshot is refused); if not
    uploaded, the server must hold the snapshot key the root lists (it will then sign one itself);
@@ -208,6 +209,11 @@ def validate_update(
         current[name] = updated[name] = new
     if "targets" not in current:
         raise BadHierarchyError("the repository has no targets metadata", missing="targets")
+    if root_changed and "targets" not in updated:
+        # a root that changes the targets keys must come with targets those keys signed
+        current["targets"].verify(
+            root.body.role_keys("targets"), root.body.roles["targets"].threshold, BadTargetsError, "targets"
+        )
     # roles the parent no longer delegates to stop being current
     current = {n: s for n, s in current.items() if not is_delegation(n) or _is_delegated(n, current)}
 
