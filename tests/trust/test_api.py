@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
+from trustyard.auth.audit import AuditQuery
 from trustyard.config import load_settings
 from trustyard.registry.app import create_app
 from trustyard.trust.keys import PublicKey
@@ -35,6 +37,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+APPS: dict[int, Starlette] = {}
+"""The app behind each test client (by client id), for tests that look at server state such as the audit log."""
+
+
 async def _client(tmp_path: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     values: dict[str, Any] = {"data_dir": tmp_path / "data", "fsync": False}
     values.update(settings)
@@ -43,7 +49,11 @@ async def _client(tmp_path: Path, **settings: Any) -> AsyncIterator[httpx.AsyncC
         app.state.access.bootstrap()  # as `trustyard serve` does at start
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
-            yield http
+            APPS[id(http)] = app
+            try:
+                yield http
+            finally:
+                del APPS[id(http)]
 
 
 @pytest.fixture
@@ -257,3 +267,24 @@ async def test_out_of_range_names_are_client_errors(http: httpx.AsyncClient) -> 
     r = await post(http, {"targets/" + "x" * 300: b"{}"})
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == "INVALID_ROLE"
     assert (await http.head(f"{TUF}/root.json")).status_code == 404
+
+
+async def test_trust_writes_are_in_the_audit_log(secured: httpx.AsyncClient) -> None:
+    push, star = await token(secured, "push,pull"), await token(secured, "*")
+    repo = await new_repo(secured, headers=push)
+    assert (await post(secured, repo.first_publish(), headers=push)).status_code == 200
+    assert (await post(secured, {"targets": repo.targets_role(version=1)}, headers=push)).status_code == 400
+    assert (await secured.post(f"{TUF}/snapshot.key", headers=star)).status_code == 200
+    assert (await secured.delete(f"{TUF}/", headers=star)).status_code == 200
+    audit = APPS[id(secured)].state.access.audit
+    audit.flush()
+    events = [e for e in audit.query(AuditQuery(repository=GUN)) if e.action.startswith("trust.")]
+    seen = sorted((e.action, e.result, e.actor, dict(e.detail or {}).get("roles", "")) for e in events)
+    assert seen == [
+        ("trust.delete", "success", "admin", ""),
+        ("trust.publish", "failure", "admin", ""),
+        ("trust.publish", "success", "admin", "root,snapshot,targets"),
+        ("trust.rotate", "success", "admin", ""),
+    ]
+    failure = next(e for e in events if e.result == "failure")
+    assert dict(failure.detail or {})["reason"].startswith("INVALID_UPDATE: no snapshot was included")

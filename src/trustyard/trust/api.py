@@ -24,12 +24,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from trustyard.auth.audit import AuditEvent
 from trustyard.auth.authenticator import Caller
 from trustyard.auth.model import Action
-from trustyard.auth.policy import ANONYMOUS
+from trustyard.auth.policy import ANONYMOUS, project_of
 from trustyard.auth.service import AccessControl
 from trustyard.oci.reference import InvalidReferenceError, validate_name
-from trustyard.registry.api.access import RefusalError, authenticate, authorize, refuse
+from trustyard.registry.api.access import RefusalError, authenticate, authorize, client_address, refuse
 from trustyard.trust.errors import InvalidRoleError, MalformedUploadError, MetadataNotFoundError, TrustError
 from trustyard.trust.metadata import MAX_NAME, is_valid_role
 from trustyard.trust.service import TrustService
@@ -114,6 +115,7 @@ async def dispatch(request: Request) -> Response:
     if refused is not None:
         return refused
     service = trust_service(request)
+    audited = _audited(request.method, file)
     try:
         if file == "":
             if request.method == "DELETE":
@@ -121,15 +123,53 @@ async def dispatch(request: Request) -> Response:
             else:
                 files = await _read_upload(request, service)
                 await run_in_threadpool(service.update, gun, files)
-            return Response(b"", status_code=200)
-        if (k := _KEY.match(file)) is not None:
+                audited = f"{audited}:{','.join(sorted(files))}"
+            response = Response(b"", status_code=200)
+        elif (k := _KEY.match(file)) is not None:
             fn = service.public_key if request.method == "GET" else service.rotate_key
             key = await run_in_threadpool(fn, gun, k["role"])
             body = {"keytype": key.keytype, "keyval": {"public": key.public, "private": None}}
-            return JSONResponse(body, media_type=_TEXT)
-        return await _metadata(request, service, gun, file)
+            response = JSONResponse(body, media_type=_TEXT)
+            if audited:
+                audited = f"{audited}:{k['role']}:{key.key_id}"
+        else:
+            return await _metadata(request, service, gun, file)
     except TrustError as e:
+        if audited:
+            _audit(request, access, gun, audited, "failure", reason=f"{e.code}: {e.message}")
         return _error(e)
+    if audited:
+        _audit(request, access, gun, audited, "success")
+    return response
+
+
+def _audited(method: str, file: str) -> str | None:
+    """The audit action of a trust write (publish, delete, key rotation); reads are not recorded."""
+    if file == "":
+        return {"POST": "trust.publish", "DELETE": "trust.delete"}.get(method)
+    if file.endswith(".key") and method == "POST":
+        return "trust.rotate"
+    return None
+
+
+def _audit(request: Request, access: AccessControl, gun: str, what: str, result: str, **detail: str) -> None:
+    """Record a trust write: who changed the signed state of which GUN, and which roles or key."""
+    action, _, extra = what.partition(":")
+    caller: Caller = getattr(request.state, "caller", Caller(ANONYMOUS))
+    repository = _repository(request, gun)
+    if extra:
+        detail["roles" if action == "trust.publish" else "key"] = extra
+    event = AuditEvent(
+        caller.principal.subject,
+        action,
+        result,
+        project=project_of(repository),
+        repository=repository,
+        target=gun,
+        address=client_address(request),
+        detail=detail,
+    )
+    access.audit.record(event)
 
 
 async def _authorize(request: Request, access: AccessControl, gun: str, needed: tuple[Action, ...]) -> Response | None:
