@@ -32,6 +32,7 @@ from trustyard.registry.jobs import SBOM_ARTIFACT_TYPE, JobStatus, ScanJobs
 from trustyard.scan.background import BackgroundScanner
 from trustyard.scan.indexer import Indexer
 from trustyard.scan.matcher import Matcher
+from trustyard.scan.recheck import Rechecker
 from trustyard.scan.sources import open_source
 from trustyard.scan.sources.registry import RegistryImageSource
 from trustyard.scan.vulndb.importer import import_path
@@ -381,7 +382,10 @@ async def test_the_recheck_matches_only_inventories_that_hold_a_changed_package(
     # one package and its advisory are new; no stored inventory looked either up
     assert result is not None and result.packages == 2 and result.inventories == 0 and result.changes == []
     import_secdb(store, NEWER, tmp_path / "newer")
+    # another registry process on the same database: whichever claims the pass first re-checks, the other not
+    other = Rechecker(jobs=ScanJobs(r.client.app.state.registry.db), vulndb=store)
     result = rechecker.run()
+    assert other.run() is None
     assert result is not None and result.inventories == 1
     (change,) = result.changes
     assert change.added == ("CVE-2024-9143",) and change.removed == ()

@@ -354,6 +354,25 @@ class ScanJobs:
             value = conn.execute(select(scan_state.c.value).where(scan_state.c.key == key)).scalar()
         return None if value is None else str(value)
 
+    def replace_state(self, key: str, expected: str | None, value: str) -> bool:
+        """Set ``key`` to ``value`` only if it still holds ``expected`` (``None``: unset); whether this call did.
+
+        The re-check claims each pass this way, so that of several registry processes sharing the database
+        exactly one re-checks a given import (and each change is notified once).
+        """
+        with self.db.write() as conn:
+            if expected is None:
+                result = conn.execute(
+                    self._insert(scan_state).values(key=key, value=value).on_conflict_do_nothing(index_elements=["key"])
+                )
+            else:
+                result = conn.execute(
+                    update(scan_state)
+                    .where(scan_state.c.key == key, scan_state.c.value == expected)
+                    .values(value=value)
+                )
+            return int(result.rowcount) == 1
+
     def set_state(self, key: str, value: str) -> None:
         """Remember ``value`` under ``key``."""
         with self.db.write() as conn:

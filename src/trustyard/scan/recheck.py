@@ -10,6 +10,11 @@ worker) are matched again whole. An image whose finding ids change gets, once pe
 - an audit event ``scan.changed`` per repository that holds it, with the added and removed ids;
 - one webhook event ``scan.changed`` listing its repositories, when a webhook is configured.
 
+Each pass is claimed by moving the remembered generation forward first (compare and set): of several registry
+processes on one database (``serve --workers N``, several nodes), exactly one re-checks a given import, so each
+change is notified once. A pass cut short by a crash leaves its remaining reports at their older generation;
+the next pass matches those again whole.
+
 ``trustyard db import`` needs no connection to a running registry: the import adds a generation, the registry's
 worker polls for it (``scan_recheck_interval``), and a registry that was down re-checks at its next start.
 
@@ -100,6 +105,8 @@ class Rechecker:
             since = int(stored) if stored is not None else 0
             if generation <= since and stored is not None:
                 return None
+            if not self.jobs.replace_state(GENERATION_KEY, stored, str(generation)):
+                return None  # another registry process sharing the database took this pass
             start = time.perf_counter()
             result = RecheckResult(since, generation)
             packages = changed_packages(self.vulndb, since) if generation else set()
@@ -111,7 +118,6 @@ class Rechecker:
                         found = self._recheck(matcher, digests[first : first + BATCH])
                         result.inventories += found[0]
                         result.changes += found[1]
-            self.jobs.set_state(GENERATION_KEY, str(generation))
             result.seconds = time.perf_counter() - start
             for change in result.changes:
                 self._notify(change, generation)
