@@ -288,3 +288,13 @@ async def test_trust_writes_are_in_the_audit_log(secured: httpx.AsyncClient) -> 
     ]
     failure = next(e for e in events if e.result == "failure")
     assert dict(failure.detail or {})["reason"].startswith("INVALID_UPDATE: no snapshot was included")
+
+
+async def test_global_change_feed_is_for_administrators(secured: httpx.AsyncClient) -> None:
+    assert (await secured.get("/v2/_trust/changefeed")).status_code == 401
+    push = await token(secured, "push,pull")
+    repo = await new_repo(secured, headers=push)
+    assert (await post(secured, repo.first_publish(), headers=push)).status_code == 200
+    r = await secured.get("/v2/_trust/changefeed", auth=("admin", PASSWORD))
+    assert r.status_code == 200
+    assert [(rec["GUN"], rec["Version"], rec["Category"]) for rec in r.json()["records"]] == [(GUN, 1, "update")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -202,3 +203,27 @@ def test_kek_from_settings_value(tmp_path: Path) -> None:
     assert not (tmp_path / "trust").exists()
     with pytest.raises(KeySealError):
         KeyEncryptionKey.from_settings(Settings(data_dir=tmp_path, trust_kek=SecretStr("c2hvcnQ=")))
+
+
+def test_concurrent_identical_updates_store_one(service: TrustService, publisher: Publisher) -> None:
+    """Two publishers racing with the same next version: one wins, the other gets VERSION, nothing is mixed."""
+    repo = publisher.repo
+    repo.add_target("targets", "v2", b"two")
+    files = {"targets": repo.targets_role(), "snapshot": repo.snapshot()}
+    outcomes: list[str] = []
+
+    def publish() -> None:
+        try:
+            service.update(GUN, files)
+            outcomes.append("ok")
+        except VersionError:
+            outcomes.append("version")
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok", "version"]
+    assert service.get(GUN, "targets").data == files["targets"]
+    assert [c.version for c in service.changes(GUN, 0, 10)] == [1, 2]

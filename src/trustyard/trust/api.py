@@ -114,9 +114,9 @@ async def dispatch(request: Request) -> Response:
     refused = await _authorize(request, access, gun, needed)
     if refused is not None:
         return refused
-    service = trust_service(request)
     audited = _audited(request.method, file)
     try:
+        service = trust_service(request)  # a missing or unreadable KEK is NO_CRYPTOSERVICE, not a traceback
         if file == "":
             if request.method == "DELETE":
                 await run_in_threadpool(service.delete, gun)
@@ -285,7 +285,8 @@ async def _changefeed(request: Request, access: AccessControl, gun: str | None) 
         return _error(_InvalidParametersError("change_id and records must be integers"))
     records = max(-1000, min(1000, records))
     try:
-        changes = await run_in_threadpool(trust_service(request).changes, gun, after, records)
+        service = trust_service(request)
+        changes = await run_in_threadpool(service.changes, gun, after, records)
     except TrustError as e:
         return _error(e)
     items = [
