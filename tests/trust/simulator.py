@@ -15,14 +15,14 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from trustyard.trust.keys import PublicKey, canonical
 from trustyard.trust.metadata import FileMeta, format_expires
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 
 
 def now() -> datetime:
@@ -36,6 +36,7 @@ class SimKey:
 
     private: PrivateKey
     public: PublicKey
+    rsa_method: str = "rsapss"
 
     @classmethod
     def ecdsa(cls) -> SimKey:
@@ -68,6 +69,26 @@ class SimKey:
         return cls(priv, PublicKey.from_json(obj))
 
     @classmethod
+    def rsa_x509(cls, cn: str, *, method: str = "rsapss") -> SimKey:
+        """A 2048-bit RSA key published as an ``rsa-x509`` certificate, signing with ``method``."""
+        priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        start = now() - timedelta(hours=1)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(priv.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + timedelta(days=365))
+            .sign(priv, hashes.SHA256())
+        )
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        obj = {"keytype": "rsa-x509", "keyval": {"private": None, "public": base64.b64encode(pem).decode()}}
+        return cls(priv, PublicKey.from_json(obj), method)
+
+    @classmethod
     def ed25519(cls) -> SimKey:
         """An ed25519 key (as the server holds for timestamp and snapshot)."""
         priv = ed25519.Ed25519PrivateKey.generate()
@@ -82,6 +103,11 @@ class SimKey:
         """A Notary signature object over ``message``."""
         if isinstance(self.private, ed25519.Ed25519PrivateKey):
             sig, method = self.private.sign(message), "eddsa"
+        elif isinstance(self.private, rsa.RSAPrivateKey):
+            pad: padding.AsymmetricPadding = padding.PKCS1v15()
+            if self.rsa_method == "rsapss":
+                pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+            sig, method = self.private.sign(message, pad, hashes.SHA256()), self.rsa_method
         else:
             r, s = decode_dss_signature(self.private.sign(message, ec.ECDSA(hashes.SHA256())))
             sig, method = r.to_bytes(32, "big") + s.to_bytes(32, "big"), "ecdsa"

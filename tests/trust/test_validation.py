@@ -6,6 +6,8 @@ simulator, and checks the exact error code and Go error name the real client wou
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -285,3 +287,37 @@ def test_root_changing_targets_key_needs_targets_signed_by_it(repo: SimRepo, pub
     files = {"root": repo.root(), "targets": repo.targets_role()}
     files["snapshot"] = repo.snapshot()
     assert validate(repo, files, published).root.version == 2
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        pytest.param(lambda: SimKey.x509("releases"), id="ecdsa-x509"),
+        pytest.param(SimKey.ecdsa, id="ecdsa"),
+        pytest.param(SimKey.ed25519, id="ed25519"),
+        pytest.param(lambda: SimKey.rsa_x509("releases"), id="rsa-x509-pss"),
+        pytest.param(lambda: SimKey.rsa_x509("releases", method="rsapkcs1v15"), id="rsa-x509-pkcs1v15"),
+    ],
+)
+def test_delegation_keys_of_every_notary_type_verify(
+    repo: SimRepo, published: RepositoryState, make_key: Callable[[], SimKey]
+) -> None:
+    key = make_key()
+    repo.delegate("targets/releases", key, [""])
+    repo.add_target("targets/releases", "v2", b"two")
+    files = {"targets": repo.targets_role(), "targets/releases": repo.targets_role("targets/releases")}
+    files["snapshot"] = repo.snapshot()
+    assert "targets/releases" in validate(repo, files, published).current_targets
+
+
+def test_signature_method_must_match_the_key_type(repo: SimRepo, published: RepositoryState) -> None:
+    """An RSA key's signature labelled as ecdsa (or any other method) never counts."""
+    key = SimKey.rsa_x509("releases")
+    repo.delegate("targets/releases", key, [""])
+    files = {"targets": repo.targets_role()}
+    good = json.loads(repo.targets_role("targets/releases"))
+    good["signatures"][0]["method"] = "ecdsa"
+    files["targets/releases"] = json.dumps(good, separators=(",", ":")).encode()
+    files["snapshot"] = repo.snapshot()
+    with pytest.raises(BadTargetsError, match="threshold for targets/releases"):
+        validate(repo, files, published)
