@@ -33,6 +33,7 @@ from trustyard.scan.background import BackgroundScanner
 from trustyard.scan.indexer import Indexer
 from trustyard.scan.matcher import Matcher
 from trustyard.scan.recheck import Rechecker
+from trustyard.scan.sbom.cyclonedx import validate as validate_cyclonedx
 from trustyard.scan.sources import open_source
 from trustyard.scan.sources.registry import RegistryImageSource
 from trustyard.scan.vulndb.importer import import_path
@@ -267,6 +268,7 @@ async def test_results_are_served_by_digest_to_callers_who_may_pull(running: Any
     cdx = await get("sbom", "alice")
     assert cdx.headers["content-type"].startswith("application/vnd.cyclonedx+json")
     assert cdx.json()["bomFormat"] == "CycloneDX"
+    validate_cyclonedx(cdx.text)  # the 1.6 schema, strict
     spdx = await get("sbom", "alice", format="spdx-json")
     assert spdx.json()["spdxVersion"] == "SPDX-2.3"
     assert (await get("sbom", "alice", format="xml")).status_code == 400
