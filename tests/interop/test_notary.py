@@ -211,6 +211,16 @@ def test_real_notary_client_whole_workflow(server: TrustyardServer, tmp_path: Pa
     assert set(fresh.targets(GUN)) == {"v2", "v3", "v4"}
     assert fresh.run("lookup", GUN, "v4").stdout.split()[1] == f"sha256:{digest}"
 
+    # witness re-signs the delegation (a POST of targets/releases only; the server makes snapshot+timestamp)
+    notary.run("witness", GUN, "targets/releases")
+    notary.run("publish", GUN)
+    assert notary.targets(GUN)["v3"] == (digest, 6, "targets/releases")
+    # removing the delegation removes what it signed
+    notary.run("delegation", "remove", GUN, "targets/releases", "-y")
+    notary.run("publish", GUN)
+    assert set(notary.targets(GUN)) == {"v2", "v4"}
+    assert set(fresh.targets(GUN)) == {"v2", "v4"}
+
     notary.run("delete", GUN, "--remote")
     gone = client(server, tmp_path, "after-delete").run("list", GUN, check=False)
     assert gone.returncode != 0

@@ -321,3 +321,20 @@ def test_signature_method_must_match_the_key_type(repo: SimRepo, published: Repo
     files["snapshot"] = repo.snapshot()
     with pytest.raises(BadTargetsError, match="threshold for targets/releases"):
         validate(repo, files, published)
+
+
+def test_go_nulls_for_empty_delegations_and_targets_are_accepted(repo: SimRepo, published: RepositoryState) -> None:
+    """After ``notary delegation remove`` the client sends ``"roles": null`` (Go's nil slice), and may send
+    ``"targets": null``; both mean empty."""
+    signed = {
+        "_type": "Targets",
+        "delegations": {"keys": None, "roles": None},
+        "expires": "2030-01-01T00:00:00Z",
+        "targets": None,
+        "version": 2,
+    }
+    files = {"targets": envelope(signed, repo.targets_key)}
+    repo.current["targets"] = files["targets"]
+    files["snapshot"] = repo.snapshot()
+    update = validate(repo, files, published)
+    assert update.current_targets["targets"].body.targets == {}

@@ -234,9 +234,10 @@ class Delegations:
     @classmethod
     def from_json(cls, obj: Any) -> Delegations:
         """Parse ``{"keys": {...}, "roles": [{keyids, name, paths, threshold}]}``."""
+        # Go marshals an empty (nil) map or slice as null: notary sends "roles": null after a delegation removal
         obj = _obj(obj, "delegations")
-        keys = _keys(obj.get("keys", {}), "delegations.keys")
-        roles_json = obj.get("roles", [])
+        keys = _keys(obj.get("keys") or {}, "delegations.keys")
+        roles_json = obj.get("roles") or []
         if not isinstance(roles_json, list):
             raise MalformedJSONError("delegations.roles must be a list")
         roles: list[DelegatedRole] = []
@@ -246,7 +247,7 @@ class Delegations:
             if not isinstance(name, str) or not is_delegation(name) or not is_valid_role(name):
                 raise MalformedJSONError(f"delegations.roles[{i}].name is not a delegated role name")
             role = Role.from_json(r, f"delegations.roles[{i}]")
-            paths = _str_list(r.get("paths", []), f"delegations.roles[{i}].paths")
+            paths = _str_list(r.get("paths") or [], f"delegations.roles[{i}].paths")
             roles.append(DelegatedRole(name, role.keyids, role.threshold, paths))
         if len({r.name for r in roles}) != len(roles):
             raise MalformedJSONError("a delegation is listed twice")
@@ -271,9 +272,9 @@ class Targets:
         """Parse the ``signed`` member of a targets role."""
         targets = {
             name: FileMeta.from_json(meta, f"targets.{name[:70]}")
-            for name, meta in _obj(obj.get("targets", {}), "targets").items()
+            for name, meta in _obj(obj.get("targets") or {}, "targets").items()
         }
-        delegations = Delegations.from_json(obj.get("delegations", {"keys": {}, "roles": []}))
+        delegations = Delegations.from_json(obj.get("delegations") or {"keys": {}, "roles": []})
         return cls(_version(obj), parse_expires(obj.get("expires")), targets, delegations)
 
 
