@@ -205,6 +205,10 @@ def test_real_notary_client_whole_workflow(server: TrustyardServer, tmp_path: Pa
     notary.run("publish", GUN)  # no snapshot uploaded: the server signs it
     notary.run("key", "rotate", GUN, "timestamp", "-r")
     assert set(notary.targets(GUN)) == {"v2", "v3", "v4"}
+    # the publisher rotates its own targets key, then the root key (signed by the old and the new root key)
+    notary.run("key", "rotate", GUN, "targets")
+    notary.run("key", "rotate", GUN, "root")
+    assert set(notary.targets(GUN)) == {"v2", "v3", "v4"}
 
     # a new client trusts the root on first use and sees the same targets
     fresh = client(server, tmp_path, "fresh")

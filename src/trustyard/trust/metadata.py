@@ -382,7 +382,7 @@ def parse_metadata(role: str, raw: bytes, kind: type[T]) -> Signed[T]:
     want = _TYPES["targets" if is_delegation(role) else role]
     if signed.get("_type") != want:
         raise MalformedJSONError(f"{role}: _type must be {want}")
-    sigs_json = envelope.get("signatures")
+    sigs_json = envelope.get("signatures") or []  # Go's nil slice: unsigned, so no threshold is met
     if not isinstance(sigs_json, list):
         raise MalformedJSONError(f"{role}: signatures must be a list")
     signatures: list[Signature] = []
