@@ -2,7 +2,10 @@
 
 The store is ``<data dir>/vulndb.sqlite`` unless ``--db`` names another file; ``trustyard scan`` reads the
 same one. Commands parse options, call the vulnerability store (``trustyard.scan.vulndb``) and print a table
-or, with ``--json``, the report as JSON; a ``TrustyardError`` is one line on stderr and exit code 1.
+or, with ``--json``, the report as JSON; a ``TrustyardError`` is one line on stderr and exit code 1. An import
+that adds or changes advisories in the store of a registry on this machine re-checks the registry's stored
+images before returning (``scan.recheck.recheck_after_import``; a running registry would within its
+``scan_recheck_interval``, and the two never both take the same import).
 
 Not yet here: ``db update`` (every configured source from its public location), ``db push``/``db pull`` (the
 store as an OCI artifact), and the NVD source.
@@ -24,6 +27,7 @@ from rich.table import Table
 
 from trustyard.cli.common import handle_errors
 from trustyard.config import load_settings
+from trustyard.scan.recheck import recheck_after_import
 from trustyard.scan.vulndb.download import download, is_url
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.sources import SOURCES
@@ -113,7 +117,8 @@ def import_(
     Re-importing is cheap and safe: an advisory that is not newer than the stored one changes nothing, and
     a malformed record anywhere leaves the store as it was.
     """
-    store_file, data = _store_path(config_file, data_dir, db_path)
+    settings = load_settings(config_file, data_dir=data_dir)
+    store_file, data = (db_path or default_path(settings.data_dir)), settings.data_dir
     console = Console(stderr=True)
     downloaded: Path | None = None
     try:
@@ -140,12 +145,19 @@ def import_(
     finally:
         if downloaded is not None:
             downloaded.unlink(missing_ok=True)
+    # the registry's stored images are re-checked now (a running registry would within scan_recheck_interval)
+    rechecked = recheck_after_import(settings, store_file) if report.added or report.changed else None
     if as_json:
         click.echo(json.dumps({"store": str(store_file), **report.as_dict()}, indent=2))
-        return
-    _stdout().print(_import_table(report, store_file))
-    for skipped in report.skipped:
-        console.print(f"[yellow]skipped (no known format):[/] {escape(skipped)}", highlight=False)
+    else:
+        _stdout().print(_import_table(report, store_file))
+        for skipped in report.skipped:
+            console.print(f"[yellow]skipped (no known format):[/] {escape(skipped)}", highlight=False)
+    if rechecked is not None:
+        console.print(
+            f"re-checked {rechecked.inventories} stored images: {len(rechecked.changes)} with changed findings",
+            highlight=False,
+        )
 
 
 @db.command()

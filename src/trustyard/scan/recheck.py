@@ -37,6 +37,8 @@ from typing import Final
 
 from trustyard.auth.audit import AuditEvent, AuditLog
 from trustyard.auth.policy import project_of
+from trustyard.config import Settings
+from trustyard.db.engine import Database
 from trustyard.registry.jobs import FindingsUpdate, ScanJobs
 from trustyard.scan.pipeline import InventoryMatcher, changed_packages, decode_inventory, store_generation
 from trustyard.scan.webhook import WebhookNotifier
@@ -176,3 +178,33 @@ class Rechecker:
 def findings_count(findings: str) -> int:
     """How many findings a stored findings document holds."""
     return len(json.loads(findings).get("findings", []))
+
+
+def recheck_after_import(settings: Settings, store_file: Path) -> RecheckResult | None:
+    """The re-check ``trustyard db import`` runs when it imported into the store of a registry on this machine.
+
+    Nothing happens unless ``store_file`` is the registry's store and the registry's metadata database exists
+    (a SQLite file that is there, or a configured ``database_url``). The pass is claimed like the worker's,
+    so a running registry and the CLI never both re-check (and notify) the same import; audit events and
+    webhooks go out as the registry sends them, before the command returns.
+    """
+    registry_store = settings.vulndb_path or settings.data_dir / "vulndb.sqlite"
+    if registry_store.resolve() != store_file.resolve():
+        return None
+    if settings.database_url is None and not (settings.data_dir / "trustyard.db").exists():
+        return None
+    db = Database(settings.metadata_url)
+    audit = AuditLog(db, flush_interval=settings.audit_flush_interval)
+    notifier = None
+    if settings.webhook_url:
+        secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
+        notifier = WebhookNotifier(settings.webhook_url, secret, attempts=settings.webhook_attempts)
+        notifier.start()
+    try:
+        return Rechecker(jobs=ScanJobs(db), vulndb=store_file, audit=audit, notifier=notifier).run()
+    finally:
+        if notifier is not None:
+            notifier.flush()
+            notifier.stop()
+        audit.close()
+        db.dispose()
