@@ -24,6 +24,7 @@ from starlette.routing import Route
 from trustyard.auth.api import ENDPOINTS, MAX_BODY, PREFIX
 from trustyard.auth.model import ROBOT_ACTIONS, Action, Role
 from trustyard.auth.schemas import RobotPermission
+from trustyard.db import models
 
 from .conftest import ADMIN, Api, ApiFactory
 
@@ -312,6 +313,15 @@ async def test_a_private_project_is_refused_alike_whether_it_exists_or_not(api: 
     assert_error(exists, 403, "FORBIDDEN", "'alice' may not see project 'secret'")
     assert_error(missing, 403, "FORBIDDEN", "'alice' may not see project 'nothing'")
     assert_error(await api.get("/projects/nothing"), 404, "NOT_FOUND", "no project named 'nothing'")
+
+
+async def test_a_project_holding_repositories_is_not_deleted(api: Api) -> None:
+    api.access.store.create_project("lab")
+    with api.access.store.db.write() as conn:
+        conn.execute(models.repositories.insert().values(name="lab/app", created_at=0.0))
+    refused = await api.delete("/projects/lab")
+    assert_error(refused, 409, "CONFLICT", "project 'lab' still holds 1 repository; delete them first")
+    assert api.access.store.get_project("lab") is not None
 
 
 async def test_project_admins_change_visibility_and_only_administrators_delete(api: Api) -> None:

@@ -22,7 +22,13 @@ from trustyard.auth.errors import AuthenticationError, AuthError
 from trustyard.auth.model import Action, Membership, Role
 from trustyard.auth.passwords import needs_rehash
 from trustyard.auth.providers import IdentityProvider, LocalIdentityProvider
-from trustyard.auth.store import ADMIN_NAME, IdentityExistsError, IdentityStore, UnknownIdentityError
+from trustyard.auth.store import (
+    ADMIN_NAME,
+    IdentityExistsError,
+    IdentityStore,
+    ProjectNotEmptyError,
+    UnknownIdentityError,
+)
 from trustyard.db import models
 from trustyard.db.engine import Database
 from trustyard.registry.metadata import MetadataStore, NewManifest
@@ -242,6 +248,20 @@ def test_a_disabled_user_has_no_role(store: IdentityStore) -> None:
     store.set_member("library", Role.GUEST, user="alice")
     store.set_user_disabled("alice")
     assert store.role_of("alice", "library") is None
+
+
+def test_a_project_holding_repositories_cannot_be_deleted(store: IdentityStore) -> None:
+    """Left behind, its repositories would belong to whoever next created a project of that name."""
+    store.create_project("acme")
+    store.create_project("a_c")  # '_' is a LIKE wildcard: "a_c/%" must not match "abc/app"
+    with store.db.write() as conn:
+        conn.execute(models.repositories.insert().values(name="acme/app", created_at=time.time()))
+        conn.execute(models.repositories.insert().values(name="abc/app", created_at=time.time()))
+    with pytest.raises(ProjectNotEmptyError, match="still holds 1 repository"):
+        store.delete_project("acme")
+    assert store.get_project("acme") is not None
+    store.delete_project("a_c")
+    assert store.get_project("a_c") is None
 
 
 def test_deleting_a_team_or_project_removes_its_memberships(store: IdentityStore) -> None:

@@ -204,7 +204,7 @@ class IdentityAdmin:
         return self.project(name)
 
     def delete_project(self, actor: Actor, name: str) -> None:
-        """Delete a project with its memberships and robots (its repositories stay, for administrators)."""
+        """Delete an empty project with its memberships and robots (``ProjectNotEmptyError`` otherwise)."""
         self.store.delete_project(name)
         self._record(actor, "project.delete", project=name)
 

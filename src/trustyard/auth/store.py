@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, delete, func, select, union_all, update
+from sqlalchemy import Connection, Row, delete, func, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustyard.auth.errors import AuthenticationError, AuthError
@@ -26,7 +26,7 @@ from trustyard.auth.model import ROBOT_ACTIONS, Action, Membership, Project, Rob
 from trustyard.auth.passwords import hash_secret, new_secret, verify_secret
 from trustyard.auth.roles import highest
 from trustyard.db.engine import Database
-from trustyard.db.models import project_members, projects, robots, team_members, teams, users
+from trustyard.db.models import project_members, projects, repositories, robots, team_members, teams, users
 from trustyard.oci.reference import InvalidReferenceError, validate_name
 
 ADMIN_NAME = "admin"
@@ -35,6 +35,10 @@ ADMIN_NAME = "admin"
 
 class IdentityExistsError(AuthError):
     """A user, team, project or robot of that name exists already."""
+
+
+class ProjectNotEmptyError(IdentityExistsError):
+    """A project to delete still holds repositories (a conflict, like a name that exists)."""
 
 
 class UnknownIdentityError(AuthError):
@@ -332,8 +336,18 @@ class IdentityStore:
                 raise UnknownIdentityError(f"no project named {name!r}")
 
     def delete_project(self, name: str) -> None:
-        """Delete a project with its memberships and robot accounts (its repositories are not touched here)."""
+        """Delete an empty project with its memberships and robot accounts.
+
+        A project that still holds repositories is refused (``ProjectNotEmptyError``), as Harbor does: were its
+        repositories left behind, whoever next created a project of that name would administer them.
+        """
+        held = or_(repositories.c.name == name, repositories.c.name.startswith(name + "/", autoescape=True))
         with self._write() as conn:
+            count = conn.execute(select(func.count()).select_from(repositories).where(held)).scalar_one()
+            if count:
+                raise ProjectNotEmptyError(
+                    f"project {name!r} still holds {count} repositor{'y' if count == 1 else 'ies'}; delete them first"
+                )
             if not conn.execute(delete(projects).where(projects.c.name == name)).rowcount:
                 raise UnknownIdentityError(f"no project named {name!r}")
 
