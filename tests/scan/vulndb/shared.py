@@ -18,7 +18,15 @@ OSV = SHARED_VULNDB / "osv"
 ALPINE = SHARED_VULNDB / "alpine-secdb"
 DEBIAN_EXCERPT = SHARED_VULNDB / "debian-security-tracker" / "tracker-json-excerpt.json"
 
-needs_shared = pytest.mark.skipif(not SHARED_VULNDB.is_dir(), reason=f"shared advisory data not at {SHARED_VULNDB}")
+
+@pytest.fixture
+def shared_vulndb_present() -> None:
+    """Fails (never skips) with the path when the shared data is missing; a plugin of tests/conftest.py."""
+    assert SHARED_VULNDB.is_dir(), f"shared advisory data not at {SHARED_VULNDB}: set TRUSTYARD_SHARED_DIR"
+
+
+needs_shared = pytest.mark.usefixtures("shared_vulndb_present")
+"""Tests that read the shared data fail with the path when it is missing: they never skip."""
 
 
 def expectations() -> dict[str, Any]:
