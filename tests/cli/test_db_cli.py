@@ -27,7 +27,7 @@ pytestmark = needs_shared
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A fresh data dir, and no TRUSTYARD_* settings from the caller's environment."""
-    for key in ("TRUSTYARD_CONFIG", "TRUSTYARD_DATA_DIR"):
+    for key in ("TRUSTYARD_CONFIG", "TRUSTYARD_DATA_DIR", "TRUSTYARD_VULNDB_PATH"):
         monkeypatch.delenv(key, raising=False)
     return ["--data-dir", str(tmp_path / "data")]
 
@@ -179,3 +179,18 @@ def test_export_writes_every_record(data: list[str], tmp_path: Path) -> None:
     out = tmp_path / "osv.jsonl"
     assert run("export", *data, "--source", "osv", "--output", str(out)).exit_code == 0
     assert len(out.read_text().splitlines()) == len(published)
+
+
+def test_the_vulndb_path_setting_names_the_store_the_registry_uses(
+    data: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``TRUSTYARD_VULNDB_PATH`` moves the store for ``db`` as it does for the registry; ``--db`` still wins."""
+    configured = tmp_path / "elsewhere" / "advisories.sqlite"
+    configured.parent.mkdir()
+    monkeypatch.setenv("TRUSTYARD_VULNDB_PATH", str(configured))
+    ok_json(run("import", str(ALPINE / "v3.10-main.json"), *data, "--json"))
+    assert configured.is_file()
+    assert not (tmp_path / "data" / "vulndb.sqlite").exists()
+    explicit = tmp_path / "explicit.sqlite"
+    ok_json(run("import", str(ALPINE / "v3.10-main.json"), *data, "--db", str(explicit), "--json"))
+    assert explicit.is_file()

@@ -1,14 +1,13 @@
 """``trustyard db``: the local vulnerability store: import advisory data, show what it holds, export it.
 
-The store is ``<data dir>/vulndb.sqlite`` unless ``--db`` names another file; ``trustyard scan`` reads the
-same one. Commands parse options, call the vulnerability store (``trustyard.scan.vulndb``) and print a table
-or, with ``--json``, the report as JSON; a ``TrustyardError`` is one line on stderr and exit code 1. An import
-that adds or changes advisories in the store of a registry on this machine re-checks the registry's stored
-images before returning (``scan.recheck.recheck_after_import``; a running registry would within its
-``scan_recheck_interval``, and the two never both take the same import).
-
-Not yet here: ``db update`` (every configured source from its public location), ``db push``/``db pull`` (the
-store as an OCI artifact), and the NVD source.
+The store is the ``vulndb_path`` setting, else ``<data dir>/vulndb.sqlite``, unless ``--db`` names another file;
+``trustyard scan`` and the registry read the same one. Commands parse options, call the vulnerability store
+(``trustyard.scan.vulndb``) and print a table or, with ``--json``, the report as JSON; a ``TrustyardError`` is
+one line on stderr and exit code 1. An import that adds or changes advisories in the store of a registry on this
+machine re-checks the registry's stored images before returning (``scan.recheck.recheck_after_import``; a
+running registry would within its ``scan_recheck_interval``, and the two never both take the same import). Not
+yet here: ``db update`` (every configured source from its public location), ``db push``/``db pull`` (the store
+as an OCI artifact), and the NVD source.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from trustyard.scan.recheck import recheck_after_import
 from trustyard.scan.vulndb.download import download, is_url
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.sources import SOURCES
-from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore, default_path
+from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore, configured_path
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,9 +58,9 @@ def store_options(f: Callable[P, R]) -> Callable[P, R]:
 
 
 def _store_path(config_file: Path | None, data_dir: Path | None, db_path: Path | None) -> tuple[Path, Path]:
-    """(store file, data dir): ``--db`` wins over the data dir's default."""
+    """(store file, data dir): ``--db`` wins over the configured store (``vulndb_path``, else the data dir's)."""
     settings = load_settings(config_file, data_dir=data_dir)
-    return (db_path or default_path(settings.data_dir)), settings.data_dir
+    return (db_path or configured_path(settings)), settings.data_dir
 
 
 def _stdout() -> Console:
@@ -118,7 +117,7 @@ def import_(
     a malformed record anywhere leaves the store as it was.
     """
     settings = load_settings(config_file, data_dir=data_dir)
-    store_file, data = (db_path or default_path(settings.data_dir)), settings.data_dir
+    store_file, data = (db_path or configured_path(settings)), settings.data_dir
     console = Console(stderr=True)
     downloaded: Path | None = None
     try:

@@ -32,7 +32,7 @@ from trustyard.scan.findings import Finding, Level
 from trustyard.scan.indexer import Indexer
 from trustyard.scan.matcher import Matcher, worst
 from trustyard.scan.vex import apply, load_allowlist, load_openvex
-from trustyard.scan.vulndb.store import SourceStatus, VulnerabilityStore, default_path
+from trustyard.scan.vulndb.store import SourceStatus, VulnerabilityStore, configured_path
 from trustyard.scan.vulnreport import ScanReport, to_cyclonedx, to_json, to_sarif
 
 FORMATS = ("table", "json", "sarif", "cyclonedx")
@@ -165,7 +165,7 @@ def scan(
     age = _max_age(max_age)
     shown_levels = _levels(severity)
     settings = load_settings(config_file, data_dir=data_dir)
-    store_file = db_path or default_path(settings.data_dir)
+    store_file = db_path or configured_path(settings)
     statements = [s for path in vex_files for s in load_openvex(path)]
     accepted = load_allowlist(allowlist) if allowlist else []
     err = Console(stderr=True)

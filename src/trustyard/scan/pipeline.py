@@ -43,7 +43,7 @@ from trustyard.scan.model import Component, ComponentType, PackageFile
 from trustyard.scan.sbom.cyclonedx import to_cyclonedx_json
 from trustyard.scan.sbom.spdx import to_spdx_json
 from trustyard.scan.sources.registry import NotAnImageError, RegistryImageSource
-from trustyard.scan.vulndb.store import StoredAffected, VulnerabilityStore, package_key
+from trustyard.scan.vulndb.store import StoredAffected, VulnerabilityStore, default_path, package_key
 from trustyard.scan.vulnreport import finding_dict
 
 log = logging.getLogger("trustyard.scan")
@@ -275,7 +275,7 @@ class ScanPipeline:
     ) -> ScanPipeline:
         """The pipeline with the layer cache and vulnerability store ``trustyard scan`` uses in ``data_dir``."""
         cache = DirectoryLayerCache(data_dir / "scan-cache", fsync=fsync)
-        return cls(registry=registry, jobs=jobs, vulndb=vulndb or data_dir / "vulndb.sqlite", cache=cache)
+        return cls(registry=registry, jobs=jobs, vulndb=vulndb or default_path(data_dir), cache=cache)
 
     def run(self, job: Job) -> JobStatus:
         """Do ``job`` and record its outcome; never raises for a bad image."""

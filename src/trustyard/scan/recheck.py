@@ -41,6 +41,7 @@ from trustyard.config import Settings
 from trustyard.db.engine import Database
 from trustyard.registry.jobs import FindingsUpdate, ScanJobs
 from trustyard.scan.pipeline import InventoryMatcher, changed_packages, decode_inventory, store_generation
+from trustyard.scan.vulndb.store import configured_path
 from trustyard.scan.webhook import WebhookNotifier
 
 log = logging.getLogger("trustyard.scan")
@@ -188,7 +189,7 @@ def recheck_after_import(settings: Settings, store_file: Path) -> RecheckResult 
     so a running registry and the CLI never both re-check (and notify) the same import; audit events and
     webhooks go out as the registry sends them, before the command returns.
     """
-    registry_store = settings.vulndb_path or settings.data_dir / "vulndb.sqlite"
+    registry_store = configured_path(settings)
     if registry_store.resolve() != store_file.resolve():
         return None
     if settings.database_url is None and not (settings.data_dir / "trustyard.db").exists():

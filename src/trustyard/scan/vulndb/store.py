@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trustyard.config import Settings
 from trustyard.scan.vulndb.errors import StoreError, VulnDbError
 from trustyard.scan.vulndb.model import Advisory, Affected, Event, EventKind, Range, Severity, Status
 
@@ -94,8 +95,13 @@ _NO_TIME_BEFORE = "1970"
 
 
 def default_path(data_dir: Path) -> Path:
-    """Where the store lives unless ``--db`` says otherwise."""
+    """Where the store lives in a data dir."""
     return data_dir / FILENAME
+
+
+def configured_path(settings: Settings) -> Path:
+    """The store the settings name: ``vulndb_path``, else the data dir's; the registry and the CLI share it."""
+    return settings.vulndb_path or default_path(settings.data_dir)
 
 
 def package_key(ecosystem: str, name: str) -> str:
