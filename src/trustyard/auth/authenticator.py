@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from trustyard.auth.audit import AuditEvent, AuditLog
+from trustyard.auth.cache import DecisionCache
 from trustyard.auth.errors import AuthenticationError, ThrottledError
 from trustyard.auth.policy import ANONYMOUS, AccessPolicy, Kind, Principal, account_id
 from trustyard.auth.providers import IdentityProvider
@@ -80,11 +81,11 @@ class Authenticator:
         self.throttle = throttle
         self.audit = audit
         self.cache_ttl = cache_ttl
-        self._clock = clock
         self._lock = threading.Lock()
-        self._basic: dict[bytes, tuple[float, str]] = {}
+        self._basic: DecisionCache[bytes, str] = DecisionCache(
+            store, ttl=cache_ttl, max_entries=_MAX_CACHED, clock=clock
+        )
         self._verified: dict[str, AccessClaims] = {}
-        self._version = store.version
 
     def login(self, username: str, password: str, address: str, *, via: str = "password") -> Principal:
         """The principal these credentials belong to; raises ``AuthenticationError`` / ``ThrottledError``."""
@@ -112,19 +113,11 @@ class Authenticator:
 
     def _basic_login(self, username: str, password: str, address: str) -> Principal:
         key = hashlib.sha256(f"{username}\0{password}".encode()).digest()
-        now = self._clock()
-        with self._lock:
-            if self._version != self.store.version:
-                self._basic.clear()
-                self._version = self.store.version
-            hit = self._basic.get(key)
-        if hit is not None and hit[0] > now:
-            return self.policy.resolve(hit[1])
+        subject = self._basic.get(key)
+        if subject is not None:
+            return self.policy.resolve(subject)
         principal = self.login(username, password, address, via="basic")
-        with self._lock:
-            if len(self._basic) >= _MAX_CACHED:
-                self._basic.clear()
-            self._basic[key] = (now + self.cache_ttl, principal.subject)
+        self._basic.put(key, principal.subject)
         return principal
 
     def from_header(self, authorization: str | None, address: str) -> Caller:

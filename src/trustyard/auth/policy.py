@@ -15,13 +15,13 @@ Not here: proving who a caller is (``authenticator.py``), HTTP.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from trustyard.auth.cache import DecisionCache
 from trustyard.auth.errors import AuthenticationError
 from trustyard.auth.model import Action, Robot, Role, User
 from trustyard.auth.roles import ROLE_ACTIONS
@@ -98,31 +98,21 @@ class AccessPolicy:
         self.anonymous_push = anonymous_push
         self.users_create_projects = users_create_projects
         self.cache_ttl = cache_ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
-        self._version = store.version
+        self._cache: DecisionCache[tuple[str, str], object] = DecisionCache(
+            store, ttl=cache_ttl, max_entries=_MAX_CACHED, clock=clock
+        )
 
     def _cached(self, key: tuple[str, str], compute: Callable[[], object]) -> object:
-        now = self._clock()
-        with self._lock:
-            if self._version != self.store.version:
-                self._cache.clear()
-                self._version = self.store.version
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         value = compute()
-        with self._lock:
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[key] = (now + self.cache_ttl, value)
+        self._cache.put(key, value)
         return value
 
     def forget(self) -> None:
         """Drop every cached decision (after a change the store could not see, e.g. in tests)."""
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def resolve(self, subject: str) -> Principal:
         """The current principal behind a token subject; ``AuthenticationError`` if it is gone or disabled.
