@@ -31,7 +31,6 @@ from trustyard.auth.errors import AuthenticationError, ThrottledError
 from trustyard.auth.policy import ANONYMOUS, Kind, Principal, account_id
 from trustyard.auth.scopes import InvalidScopeError, Scope, intersect, parse_scopes
 from trustyard.auth.service import AccessControl
-from trustyard.oci.reference import InvalidReferenceError, validate_name
 from trustyard.registry.api.access import client_address, scope_actions
 
 __all__ = ["token_endpoint"]
@@ -119,16 +118,11 @@ def _issue(
 
 
 def _scopes(values: list[str]) -> list[Scope]:
+    """The requested scopes; a ``Scope`` is only ever built with a valid repository name."""
     try:
-        scopes = parse_scopes(values)
+        return parse_scopes(values)
     except InvalidScopeError as e:
         raise _BadRequestError("invalid_scope", e.message) from None
-    for scope in scopes:
-        try:
-            validate_name(scope.name)
-        except InvalidReferenceError as e:
-            raise _BadRequestError("invalid_scope", str(e)) from None
-    return scopes
 
 
 def _check_service(access: AccessControl, service: str | None) -> None:
