@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     auth_cache_ttl: float = Field(
         default=5, ge=0, le=300, description="seconds a permission decision or Basic login is reused"
     )
+    public_hosts: list[str] = Field(
+        default_factory=list,
+        description="HOST[:PORT] names clients reach this registry by (besides each request's Host); Docker-style"
+        " names HOST[:PORT]/REPO in token scopes and trust GUNs mean REPO when HOST[:PORT] is one of them",
+    )
     token_realm: str | None = Field(
         default=None,
         description="absolute URL of the token endpoint in Bearer challenges; default from the request's host,"

@@ -7,14 +7,20 @@ carry several scopes, space-separated in one parameter or as repeated parameters
 (spec/auth/jwt.md).
 
 Not here: deciding what a caller is allowed (that is the role/policy code, which hands ``intersect`` its
-``allowed`` list), and HTTP handling. Names with a registry host and port (``host:5000/foo``) are refused:
-the resource name of a scope on this registry is a repository name of this registry.
+``allowed`` list), and HTTP handling.
+
+Docker-style names: Docker Content Trust names trust data by the full image name, so the docker CLI asks for
+``repository:127.0.0.1:5000/library/app:pull`` when it talks to the trust server. ``parse_scopes`` takes the
+host names this registry answers to (``hosts``); a name that starts with one of them is the repository after
+it (the token is issued for that repository, so it opens the registry's and the trust routes' doors alike),
+and a name that starts with any other host is refused with a message naming both hosts. Without ``hosts``
+every name must be a plain repository name of this registry.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,11 +29,13 @@ from trustyard.oci.reference import MAX_NAME_LENGTH, InvalidReferenceError, vali
 
 __all__ = [
     "WILDCARD",
+    "ForeignHostError",
     "InvalidScopeError",
     "Scope",
     "bearer_challenge",
     "from_access_claim",
     "intersect",
+    "local_name",
     "parse_scope",
     "parse_scopes",
     "to_access_claim",
@@ -38,10 +46,19 @@ _TYPE: Final = re.compile(r"[a-z0-9]+(?:\([a-z0-9]+\))?")
 _ACTION: Final = re.compile(r"[a-z]+|\*")
 _MAX_SCOPE_LENGTH: Final = MAX_NAME_LENGTH + 128
 _MAX_SCOPES: Final = 64
+# distribution's reference grammar for the domain of a name: DNS labels or a bracketed IPv6 address, a port
+_HOST: Final = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])"
+    r"(?::[0-9]{1,5})?"
+)
 
 
 class InvalidScopeError(AuthError):
     """A scope string or ``access`` entry outside the spec's grammar."""
+
+
+class ForeignHostError(InvalidScopeError):
+    """A Docker-style name (``host[:port]/repo``) whose host is not this registry."""
 
 
 @dataclass(frozen=True)
@@ -79,28 +96,59 @@ class Scope:
         return f"{self.type}:{self.name}:{','.join(self.sorted_actions())}"
 
 
-def parse_scope(text: str) -> Scope:
-    """Parse one ``type:name:actions`` string; raise ``InvalidScopeError`` if malformed."""
+def local_name(name: str, hosts: Collection[str]) -> str:
+    """The repository a resource name means on this registry, known by ``hosts`` (lower-case ``host[:port]``).
+
+    ``<one of hosts>/<repo>`` is ``<repo>``; any other name is itself, unless its first component can only be
+    a host (a port, or not a repository component), which is another registry's: ``ForeignHostError``. A
+    valid repository name that merely looks like a domain (``example.com/app``) stays a repository name, as
+    it always has been here. Nothing is validated beyond that; ``Scope`` validates what it is given.
+    """
+    host, sep, rest = name.partition("/")
+    # distribution's rule: a first component is a host if it has a dot, a port or capitals, or is localhost
+    looks_like_host = host == "localhost" or host != host.lower() or any(c in host for c in ".:[")
+    if not sep or not looks_like_host or not _HOST.fullmatch(host):
+        return name
+    if host.lower() in hosts:
+        return rest
+    try:
+        validate_name(name)
+    except InvalidReferenceError:
+        ours = ", ".join(sorted(hosts)) or "(no host names known)"
+        raise ForeignHostError(
+            f"{name[:200]!r} is repository {rest[:100]!r} on registry {host[:100]!r}; this registry is {ours}"
+        ) from None
+    return name
+
+
+def parse_scope(text: str, hosts: Collection[str] = ()) -> Scope:
+    """Parse one ``type:name:actions`` string; raise ``InvalidScopeError`` if malformed.
+
+    A ``repository`` name prefixed by one of ``hosts`` names the repository after it (``local_name``).
+    """
     if len(text) > _MAX_SCOPE_LENGTH:
         raise InvalidScopeError("scope too long")
     type_, sep1, rest = text.partition(":")
     name, sep2, actions = rest.rpartition(":")
     if not sep1 or not sep2:
         raise InvalidScopeError(f"invalid scope {text[:100]!r}: expected type:name:actions")
+    if type_ == "repository":
+        name = local_name(name, hosts)
     return Scope(type_, name, frozenset(actions.split(",")))
 
 
-def parse_scopes(values: Iterable[str]) -> list[Scope]:
+def parse_scopes(values: Iterable[str], hosts: Collection[str] = ()) -> list[Scope]:
     """Parse every scope of a request (repeated parameters, each possibly space-separated).
 
-    Scopes on the same resource are merged (actions united); order of first appearance is kept.
+    Scopes on the same resource are merged (actions united); order of first appearance is kept. ``hosts``:
+    as for ``parse_scope``.
     """
     merged: dict[tuple[str, str], frozenset[str]] = {}
     for value in values:
         for text in value.split(" "):
             if not text:
                 continue
-            scope = parse_scope(text)
+            scope = parse_scope(text, hosts)
             key = (scope.type, scope.name)
             merged[key] = merged.get(key, frozenset()) | scope.actions
             if len(merged) > _MAX_SCOPES:

@@ -6,8 +6,10 @@ to fetch a server key, ``*`` to delete or rotate; notes/notary-v1.md section 3),
 method in a worker thread (signatures and the database are blocking work), and maps ``TrustError`` to
 notary-server's error envelope. Routes, content types and cache headers are what the real server sends.
 
-A GUN may carry the registry's host (Docker names trust data ``<host>:<port>/<repo>``); access control sees
-the repository without it, while the trust data (and the root certificate's CN) keep the full GUN.
+A GUN may carry the registry's host (Docker names trust data ``<host>:<port>/<repo>``): one of
+``public_hosts`` or the request's ``Host``. Access control sees the repository without it (the token endpoint
+grants that repository for the docker CLI's ``repository:<host>:<port>/<repo>`` scopes), while the trust
+data (and the root certificate's CN) keep the full GUN. A GUN on another registry's host is ``INVALID_GUN``.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from trustyard.auth.audit import AuditEvent
 from trustyard.auth.authenticator import Caller
 from trustyard.auth.model import Action
 from trustyard.auth.policy import ANONYMOUS, project_of
+from trustyard.auth.scopes import ForeignHostError, local_name
 from trustyard.auth.service import AccessControl
 from trustyard.oci.reference import InvalidReferenceError, validate_name
 from trustyard.registry.api.access import RefusalError, authenticate, authorize, client_address, refuse
+from trustyard.registry.api.token import registry_hosts
 from trustyard.trust.errors import InvalidRoleError, MalformedUploadError, MetadataNotFoundError, TrustError
 from trustyard.trust.metadata import MAX_NAME, is_valid_role
 from trustyard.trust.service import TrustService
@@ -79,11 +83,9 @@ def _invalid_gun(gun: str) -> Response:
 
 
 def _repository(request: Request, gun: str) -> str:
-    """The registry repository a GUN names: without a leading ``<this host>/`` (Docker's GUNs carry it)."""
-    host = request.headers.get("host", "")
-    if host and gun.startswith(host + "/"):
-        return gun[len(host) + 1 :]
-    return gun
+    """The registry repository a GUN names: without a leading ``<this registry's host>/`` (Docker's GUNs carry
+    it; ``registry_hosts``); ``ForeignHostError`` for a GUN on another registry's host."""
+    return local_name(gun, registry_hosts(request))
 
 
 def _needed(method: str, file: str) -> tuple[Action, ...] | None:
@@ -173,11 +175,13 @@ def _audit(request: Request, access: AccessControl, gun: str, what: str, result:
 
 
 async def _authorize(request: Request, access: AccessControl, gun: str, needed: tuple[Action, ...]) -> Response | None:
-    repository = _repository(request, gun)
     try:
+        repository = _repository(request, gun)
         if len(gun) > MAX_NAME:
             raise InvalidReferenceError("a GUN is stored in 255 characters")
         validate_name(repository)
+    except ForeignHostError as e:
+        return _invalid_gun(e.message)
     except InvalidReferenceError:
         return _invalid_gun(gun)
     caller = Caller(ANONYMOUS)

@@ -9,6 +9,10 @@
   ``access_type=offline``. Answers ``{"access_token", "scope", "expires_in", "issued_at"}`` (+
   ``refresh_token``).
 
+A scope may name a repository Docker-style, ``HOST[:PORT]/REPO``, as the docker CLI does for content trust:
+when HOST[:PORT] is this registry (``public_hosts`` or the request's ``Host``), it is REPO's scope and the
+token grants REPO (``registry_hosts``); another registry's host is a 400 ``invalid_scope`` naming both.
+
 The granted access is the intersection of what was asked and what the policy allows, never more; asking for
 more than allowed is not an error (the registry refuses the request later with a message of its own). A bad
 credential is a 401, a throttled one a 429 with ``Retry-After``, malformed input a 400. Every token issued
@@ -33,7 +37,7 @@ from trustyard.auth.scopes import InvalidScopeError, Scope, intersect, parse_sco
 from trustyard.auth.service import AccessControl
 from trustyard.registry.api.access import client_address, scope_actions
 
-__all__ = ["token_endpoint"]
+__all__ = ["registry_hosts", "token_endpoint"]
 
 _MAX_FORM: Final = 64 * 1024
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -117,10 +121,20 @@ def _issue(
     return body
 
 
-def _scopes(values: list[str]) -> list[Scope]:
+def registry_hosts(request: Request) -> frozenset[str]:
+    """The ``host[:port]`` names (lower-case) this registry answers to: configured, and this request's ``Host``."""
+    settings = request.app.state.settings
+    hosts = {h.strip().lower() for h in settings.public_hosts if h.strip()}
+    host = request.headers.get("host", "").strip().lower()
+    if host:
+        hosts.add(host)
+    return frozenset(hosts)
+
+
+def _scopes(values: list[str], hosts: frozenset[str]) -> list[Scope]:
     """The requested scopes; a ``Scope`` is only ever built with a valid repository name."""
     try:
-        return parse_scopes(values)
+        return parse_scopes(values, hosts)
     except InvalidScopeError as e:
         raise _BadRequestError("invalid_scope", e.message) from None
 
@@ -134,7 +148,7 @@ def _check_service(access: AccessControl, service: str | None) -> None:
 def _get(access: AccessControl, request: Request) -> dict[str, Any]:
     params = request.query_params
     _check_service(access, params.get("service"))
-    requested = _scopes(params.getlist("scope"))
+    requested = _scopes(params.getlist("scope"), registry_hosts(request))
     address = client_address(request)
     header = request.headers.get("authorization")
     principal = ANONYMOUS
@@ -153,7 +167,7 @@ def _get(access: AccessControl, request: Request) -> dict[str, Any]:
 
 def _post(access: AccessControl, request: Request, form: dict[str, str], scopes: list[str]) -> dict[str, Any]:
     _check_service(access, form.get("service"))
-    requested = _scopes(scopes)
+    requested = _scopes(scopes, registry_hosts(request))
     address = client_address(request)
     grant = form.get("grant_type", "")
     offline = form.get("access_type", "") == "offline"
