@@ -63,6 +63,17 @@ def user_json(name: str, *, email: str | None = None, admin: bool = False, disab
     return {"name": name, "email": email, "admin": admin, "disabled": disabled}
 
 
+def project_json(name: str, *, public: bool = False, **policy: Any) -> dict[str, Any]:
+    """A project's body without ``created_at``: the pull policy demands nothing unless ``policy`` says so."""
+    demands: dict[str, Any] = {
+        "content_trust": False,
+        "block_severity": None,
+        "block_unscanned": False,
+        "allowlist": [],
+    }
+    return {"name": name, "public": public, **demands, **policy}
+
+
 def setup_project(api: Api, project: str = "lab", **roles: Role) -> None:
     """A private project with users (created without passwords) in the given roles."""
     store = api.access.store
@@ -272,7 +283,7 @@ async def test_teams_and_their_members(api: Api) -> None:
 async def test_a_user_creating_a_project_becomes_its_project_admin(api: Api) -> None:
     api.access.store.create_user("alice")
     created = await api.post("/projects", who="alice", json={"name": "lab", "public": True})
-    assert created.status_code == 201 and stamped(created.json(), "created_at") == {"name": "lab", "public": True}
+    assert created.status_code == 201 and stamped(created.json(), "created_at") == project_json("lab", public=True)
     members = await api.get("/projects/lab/members", who="alice")
     assert members.json() == {"members": [{"kind": "user", "name": "alice", "role": "project_admin"}]}
     again = await api.post("/projects", who="alice", json={"name": "lab"})
@@ -299,10 +310,9 @@ async def test_projects_are_listed_as_the_caller_may_see_them(api: Api) -> None:
     names = [p["name"] for p in (await api.get("/projects", who="alice")).json()["projects"]]
     assert names == ["mine", "open"]
     assert [p["name"] for p in (await api.get("/projects")).json()["projects"]] == ["mine", "open", "secret"]
-    assert stamped((await api.get("/projects/open", who="alice")).json(), "created_at") == {
-        "name": "open",
-        "public": True,
-    }
+    assert stamped((await api.get("/projects/open", who="alice")).json(), "created_at") == project_json(
+        "open", public=True
+    )
 
 
 async def test_a_private_project_is_refused_alike_whether_it_exists_or_not(api: Api) -> None:
@@ -327,7 +337,7 @@ async def test_a_project_holding_repositories_is_not_deleted(api: Api) -> None:
 async def test_project_admins_change_visibility_and_only_administrators_delete(api: Api) -> None:
     setup_project(api, alice=Role.PROJECT_ADMIN, dave=Role.DEVELOPER)
     patched = await api.patch("/projects/lab", who="alice", json={"public": True})
-    assert stamped(patched.json(), "created_at") == {"name": "lab", "public": True}
+    assert stamped(patched.json(), "created_at") == project_json("lab", public=True)
     message = "'dave' may not change the project in project 'lab' (needs manage_members)"
     assert_error(await api.patch("/projects/lab", who="dave", json={"public": False}), 403, "FORBIDDEN", message)
     message = "only a system administrator may delete projects"
@@ -343,6 +353,48 @@ async def test_project_admins_change_visibility_and_only_administrators_delete(a
 
 
 # -- members ---------------------------------------------------------------------------------------------------
+
+
+async def test_project_admins_set_the_pull_policy_and_fields_left_out_stay(api: Api) -> None:
+    setup_project(api, alice=Role.PROJECT_ADMIN, dave=Role.DEVELOPER)
+    until = "2999-01-01T00:00:00Z"
+    allow = [{"id": "CVE-2024-0001", "expires_at": until, "reason": "not reachable"}, {"id": "GHSA-xxxx-yyyy-zzzz"}]
+    body = {"content_trust": True, "block_severity": "high", "allowlist": allow}
+    patched = await api.patch("/projects/lab", who="alice", json=body)
+    expected_allow = [allow[0], {"id": "GHSA-xxxx-yyyy-zzzz", "expires_at": None, "reason": ""}]
+    expected = project_json("lab", content_trust=True, block_severity="high", allowlist=expected_allow)
+    assert patched.status_code == 200 and stamped(patched.json(), "created_at") == expected
+    # visibility alone leaves the policy; null clears the threshold; block_unscanned alone changes only itself
+    assert stamped((await api.patch("/projects/lab", json={"public": True})).json(), "created_at") == {
+        **expected,
+        "public": True,
+    }
+    cleared = await api.patch("/projects/lab", who="alice", json={"block_severity": None, "block_unscanned": True})
+    assert stamped(cleared.json(), "created_at") == {
+        **expected,
+        "public": True,
+        "block_severity": None,
+        "block_unscanned": True,
+    }
+    policy = api.access.store.get_project("lab")
+    assert policy is not None and policy.policy.content_trust and policy.policy.block_unscanned
+    assert policy.policy.accepted({"CVE-2024-0001"}, 0.0) and not policy.policy.accepted({"CVE-2024-0002"}, 0.0)
+    assert not policy.policy.accepted({"CVE-2024-0001"}, dt.datetime(3000, 1, 1, tzinfo=dt.UTC).timestamp())
+    # a developer may not; nonsense is refused and changes nothing
+    refused = await api.patch("/projects/lab", who="dave", json={"content_trust": False})
+    assert_error(refused, 403, "FORBIDDEN", "'dave' may not change the project in project 'lab' (needs manage_members)")
+    for bad in ({"block_severity": "severe"}, {"allowlist": [{"id": ""}]}, {"allowlist": [{"id": "CVE 1"}]}, {"x": 1}):
+        assert (await api.patch("/projects/lab", who="alice", json=bad)).status_code == 400, bad
+    after = await api.get("/projects/lab", who="alice")
+    assert stamped(after.json(), "created_at") == stamped(cleared.json(), "created_at")
+    policy_events = [e for e in api.events(project="lab") if e.action == "project.policy"]
+    assert [(e.actor, e.result) for e in policy_events] == [("alice", "success"), ("alice", "success")]
+    assert policy_events[0].detail == {
+        "content_trust": True,
+        "block_severity": "high",
+        "block_unscanned": False,
+        "allowlist": ["CVE-2024-0001", "GHSA-xxxx-yyyy-zzzz"],
+    }
 
 
 async def test_project_admins_set_and_remove_roles_of_users_and_teams(api: Api) -> None:

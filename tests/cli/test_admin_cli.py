@@ -208,6 +208,35 @@ def test_tables_by_default(data: list[str]) -> None:
 # -- teams, projects, members ----------------------------------------------------------------------------------
 
 
+def test_project_pull_policy(data: list[str], db: Database) -> None:
+    run(data, "project", "create", "lab")
+    shown = ok_json(run(data, "project", "policy", "lab", "--json"))
+    assert (shown["content_trust"], shown["block_severity"], shown["allowlist"]) == (False, None, [])
+    changed = ok_json(
+        run(
+            data,
+            *("project", "policy", "lab", "--content-trust", "--block-severity", "high", "--block-unscanned"),
+            *("--accept", "CVE-2024-1@2999-01-01", "--accept", "GHSA-aaaa-bbbb-cccc", "--json"),
+        )
+    )
+    assert (changed["content_trust"], changed["block_severity"], changed["block_unscanned"]) == (True, "high", True)
+    assert changed["allowlist"] == [
+        {"id": "CVE-2024-1", "expires_at": "2999-01-01T00:00:00Z", "reason": ""},
+        {"id": "GHSA-aaaa-bbbb-cccc", "expires_at": None, "reason": ""},
+    ]
+    after = ok_json(
+        run(data, "project", "policy", "lab", "--block-severity", "none", "--unaccept", "CVE-2024-1", "--json")
+    )
+    assert after["block_severity"] is None and [a["id"] for a in after["allowlist"]] == ["GHSA-aaaa-bbbb-cccc"]
+    project = IdentityStore(db).get_project("lab")
+    assert project is not None and project.policy.content_trust and project.policy.block_severity is None
+    table = run(data, "project", "list")
+    assert "signed, scanned, 1 accepted" in table.stdout
+    failed(run(data, "project", "policy", "lab", "--accept", "CVE 1"), 2, "is not a vulnerability ID")
+    failed(run(data, "project", "policy", "lab", "--accept", "CVE-1@tomorrow"), 2, "the expiry is YYYY-MM-DD")
+    failed(run(data, "project", "policy", "nope", "--content-trust"), 1, "error: no project named 'nope'")
+
+
 def test_teams_projects_and_members(data: list[str], db: Database) -> None:
     for name in ("alice", "bob"):
         run(data, "user", "create", name, "--no-password")
@@ -215,7 +244,14 @@ def test_teams_projects_and_members(data: list[str], db: Database) -> None:
     assert run(data, "team", "add", "devs", "bob").stdout == "bob is a member of team devs\n"
     assert ok_json(run(data, "team", "members", "devs", "--json")) == {"members": ["bob"]}
     project = ok_json(run(data, "project", "create", "lab", "--admin", "alice", "--json"))
-    assert without_times(project) == {"name": "lab", "public": False}
+    assert without_times(project) == {
+        "name": "lab",
+        "public": False,
+        "content_trust": False,
+        "block_severity": None,
+        "block_unscanned": False,
+        "allowlist": [],
+    }
     assert ok_json(run(data, "project", "set", "lab", "--public", "--json"))["public"] is True
     team_role = ok_json(run(data, "member", "set", "lab", "developer", "--team", "devs", "--json"))
     assert team_role == {"kind": "team", "name": "devs", "role": "developer"}

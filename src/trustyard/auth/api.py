@@ -350,8 +350,15 @@ def get_project(c: Call, _: NoBody) -> ProjectOut:
 
 def patch_project(c: Call, body: ProjectPatch) -> ProjectOut:
     """Project admins and administrators."""
-    _require(c, c.params["project"], Action.MANAGE_MEMBERS)
-    return ProjectOut.of(c.admin.set_project_public(c.actor, c.params["project"], body.public))
+    name = c.params["project"]
+    _require(c, name, Action.MANAGE_MEMBERS)
+    project = c.admin.project(name)
+    if body.public is not None:
+        project = c.admin.set_project_public(c.actor, name, body.public)
+    policy = body.policy(project.policy)
+    if policy is not None:
+        project = c.admin.set_project_policy(c.actor, name, policy)
+    return ProjectOut.of(project)
 
 
 def delete_project(c: Call, _: NoBody) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 from trustyard.auth.audit import AuditEvent, AuditLog
 from trustyard.auth.errors import AuthError
-from trustyard.auth.model import Action, Membership, Project, Robot, Role, Team, User
+from trustyard.auth.model import Action, Membership, Project, ProjectPolicy, Robot, Role, Team, User
 from trustyard.auth.store import IdentityStore, UnknownIdentityError
 
 __all__ = ["KEEP", "Actor", "IdentityAdmin", "Keep", "resolve_expiry"]
@@ -201,6 +201,18 @@ class IdentityAdmin:
         """Make a project public (anonymous pull) or private; the project afterwards."""
         self.store.set_project_public(name, public)
         self._record(actor, "project.update", project=name, detail={"public": public})
+        return self.project(name)
+
+    def set_project_policy(self, actor: Actor, name: str, policy: ProjectPolicy) -> Project:
+        """Replace a project's pull policy; the project afterwards. Audited with the new policy's summary."""
+        self.store.set_project_policy(name, policy)
+        detail = {
+            "content_trust": policy.content_trust,
+            "block_severity": policy.block_severity,
+            "block_unscanned": policy.block_unscanned,
+            "allowlist": [a.id for a in policy.allowlist],
+        }
+        self._record(actor, "project.policy", project=name, detail=detail)
         return self.project(name)
 
     def delete_project(self, actor: Actor, name: str) -> None:

@@ -68,6 +68,56 @@ class Team:
     created_at: float
 
 
+SEVERITY_ORDER: tuple[str, ...] = ("low", "medium", "high", "critical")
+"""Severities a pull policy can name, lowest first (``unknown`` is never a threshold)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedVulnerability:
+    """One entry of a project's allowlist: a vulnerability its admins accepted, until ``expires_at`` if set.
+
+    Accepting is by ID (any alias of a finding counts: a CVE accepts the GHSA and PYSEC records of the same
+    vulnerability), because that is how a security team reasons about a risk, whatever the advisory source.
+    """
+
+    id: str
+    expires_at: float | None = None
+    reason: str = ""
+
+    def active(self, now: float) -> bool:
+        """Whether the acceptance still holds at ``now`` (an expired one is ignored, not deleted: it is history)."""
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPolicy:
+    """What a project demands of the images pulled from it, checked at the registry's door on manifest GET.
+
+    ``content_trust``: a pull by tag needs a valid signed target naming the digest the tag points at now;
+    ``block_severity``: refuse images with a finding at or above this severity (``None``: off);
+    ``block_unscanned``: refuse images whose scan has not finished; ``allowlist``: accepted vulnerabilities,
+    which the severity threshold ignores. The default demands nothing, as a plain registry does.
+    """
+
+    content_trust: bool = False
+    block_severity: str | None = None
+    block_unscanned: bool = False
+    allowlist: tuple[AcceptedVulnerability, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.block_severity is not None and self.block_severity not in SEVERITY_ORDER:
+            raise ValueError(f"block_severity must be one of {', '.join(SEVERITY_ORDER)} or None")
+
+    @property
+    def gated(self) -> bool:
+        """Whether any check applies to pulls (the hot path skips all of them when none does)."""
+        return self.content_trust or self.block_severity is not None or self.block_unscanned
+
+    def accepted(self, ids: set[str] | frozenset[str], now: float) -> bool:
+        """Whether any of ``ids`` (a finding's ID and aliases) is accepted and not expired at ``now``."""
+        return any(a.id in ids and a.active(now) for a in self.allowlist)
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
     """A namespace of repositories; a public one lets anyone (anonymous too) pull and list."""
@@ -76,6 +126,7 @@ class Project:
     name: str
     public: bool
     created_at: float
+    policy: ProjectPolicy = ProjectPolicy()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Final
 
 from trustyard.auth.cache import DecisionCache
 from trustyard.auth.errors import AuthenticationError
-from trustyard.auth.model import Action, Robot, Role, User
+from trustyard.auth.model import Action, ProjectPolicy, Robot, Role, User
 from trustyard.auth.roles import ROLE_ACTIONS
 from trustyard.auth.store import ROBOT_PREFIX, IdentityStore
 
@@ -32,6 +32,7 @@ __all__ = ["ALL_ACTIONS", "ANONYMOUS", "AccessPolicy", "Kind", "Principal", "acc
 ALL_ACTIONS: Final = frozenset(Action)
 _PUBLIC: Final = frozenset({Action.PULL, Action.LIST})
 _CREATOR: Final = ROLE_ACTIONS[Role.PROJECT_ADMIN]  # whoever creates a project administers it
+_NO_POLICY: Final = ProjectPolicy()
 _MAX_CACHED: Final = 50_000
 
 
@@ -171,6 +172,22 @@ class AccessPolicy:
         """Whether project ``name`` exists (cached like every decision)."""
         found = self._cached(("project", name), lambda: self.store.get_project(name) is not None)
         return bool(found)
+
+    def pull_policy(self, repository: str) -> ProjectPolicy:
+        """The pull policy of the project holding ``repository`` (cached like every decision; none demands nothing).
+
+        Asked on every manifest GET, so it must cost a dictionary lookup: a change made through this process
+        empties the cache at once, one made by another node is seen within ``cache_ttl``.
+        """
+        name = project_of(repository)
+
+        def load() -> ProjectPolicy:
+            project = self.store.get_project(name)
+            return _NO_POLICY if project is None else project.policy
+
+        found = self._cached(("pull-policy", name), load)
+        assert isinstance(found, ProjectPolicy)
+        return found
 
     def may_create_project(self, principal: Principal) -> bool:
         """Whether ``principal`` may create projects (admins; users too unless that is switched off)."""

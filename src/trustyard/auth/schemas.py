@@ -16,7 +16,16 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from trustyard.auth.audit import AuditEvent, AuditQuery
-from trustyard.auth.model import Membership, Project, Robot, Role, Team, User
+from trustyard.auth.model import (
+    AcceptedVulnerability,
+    Membership,
+    Project,
+    ProjectPolicy,
+    Robot,
+    Role,
+    Team,
+    User,
+)
 from trustyard.auth.store import ROBOT_PREFIX
 
 __all__ = [
@@ -155,18 +164,53 @@ class TeamMembers(_Wire):
     members: list[str]
 
 
+PolicySeverity = Literal["low", "medium", "high", "critical"]
+
+
+class AcceptedVulnerabilityWire(_Wire):
+    """A vulnerability the project accepts (by any of its IDs or aliases), until ``expires_at`` if given."""
+
+    id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")]
+    expires_at: AwareDatetime | None = None
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+    @classmethod
+    def of(cls, accepted: AcceptedVulnerability) -> AcceptedVulnerabilityWire:
+        """The wire form of an allowlist entry."""
+        expires = None if accepted.expires_at is None else dt.datetime.fromtimestamp(accepted.expires_at, dt.UTC)
+        return cls(id=accepted.id, expires_at=expires, reason=accepted.reason)
+
+    def entry(self) -> AcceptedVulnerability:
+        """The domain form."""
+        expires = None if self.expires_at is None else self.expires_at.timestamp()
+        return AcceptedVulnerability(self.id, expires, self.reason)
+
+
 class ProjectOut(_Wire):
-    """A project."""
+    """A project, with the pull policy the registry enforces on it."""
 
     name: str
     public: bool
     created_at: dt.datetime
+    content_trust: bool = Field(description="pulls by tag need a valid signed target for the tag's digest")
+    block_severity: PolicySeverity | None = Field(description="refuse images with findings at or above this")
+    block_unscanned: bool = Field(description="refuse images whose scan has not finished")
+    allowlist: list[AcceptedVulnerabilityWire] = Field(description="accepted vulnerabilities")
 
     @classmethod
     def of(cls, project: Project) -> ProjectOut:
         """The wire form of ``project``."""
         created = dt.datetime.fromtimestamp(project.created_at, dt.UTC)
-        return cls(name=project.name, public=project.public, created_at=created)
+        policy = project.policy
+        return cls(
+            name=project.name,
+            public=project.public,
+            created_at=created,
+            content_trust=policy.content_trust,
+            block_severity=policy.block_severity,  # type: ignore[arg-type]  # validated by ProjectPolicy
+            block_unscanned=policy.block_unscanned,
+            allowlist=[AcceptedVulnerabilityWire.of(a) for a in policy.allowlist],
+        )
 
 
 class ProjectList(_Wire):
@@ -183,9 +227,25 @@ class NewProject(_Wire):
 
 
 class ProjectPatch(_Wire):
-    """Make a project public (anonymous pull and list) or private."""
+    """Change a project: visibility and pull policy; fields left out stay as they are (null clears a threshold)."""
 
-    public: bool
+    public: bool | None = None
+    content_trust: bool | None = None
+    block_severity: PolicySeverity | None = None
+    block_unscanned: bool | None = None
+    allowlist: Annotated[list[AcceptedVulnerabilityWire], Field(max_length=10_000)] | None = None
+
+    def policy(self, current: ProjectPolicy) -> ProjectPolicy | None:
+        """The policy after this patch, or ``None`` when the patch names no policy field."""
+        given = self.model_fields_set - {"public"}
+        if not given:
+            return None
+        return ProjectPolicy(
+            content_trust=current.content_trust if self.content_trust is None else self.content_trust,
+            block_severity=self.block_severity if "block_severity" in given else current.block_severity,
+            block_unscanned=current.block_unscanned if self.block_unscanned is None else self.block_unscanned,
+            allowlist=current.allowlist if self.allowlist is None else tuple(a.entry() for a in self.allowlist),
+        )
 
 
 class MemberOut(_Wire):

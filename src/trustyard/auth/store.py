@@ -22,7 +22,18 @@ from sqlalchemy import Connection, Row, delete, func, or_, select, union_all, up
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustyard.auth.errors import AuthenticationError, AuthError
-from trustyard.auth.model import ROBOT_ACTIONS, Action, Membership, Project, Robot, Role, Team, User
+from trustyard.auth.model import (
+    ROBOT_ACTIONS,
+    AcceptedVulnerability,
+    Action,
+    Membership,
+    Project,
+    ProjectPolicy,
+    Robot,
+    Role,
+    Team,
+    User,
+)
 from trustyard.auth.passwords import hash_secret, new_secret, verify_secret
 from trustyard.auth.roles import highest
 from trustyard.db.engine import Database
@@ -43,6 +54,19 @@ class ProjectNotEmptyError(IdentityExistsError):
 
 class UnknownIdentityError(AuthError):
     """No user, team, project or robot of that name."""
+
+
+def _project(row: Row[Any]) -> Project:
+    accepted = tuple(
+        AcceptedVulnerability(str(e["id"]), e.get("expires_at"), str(e.get("reason", "")))
+        for e in json.loads(row.allowlist or "[]")
+    )
+    policy = ProjectPolicy(bool(row.content_trust), row.block_severity, bool(row.block_unscanned), accepted)
+    return Project(row.id, row.name, bool(row.public), row.created_at, policy)
+
+
+def _allowlist_json(policy: ProjectPolicy) -> str:
+    return json.dumps([{"id": a.id, "expires_at": a.expires_at, "reason": a.reason} for a in policy.allowlist])
 
 
 def _user(row: Row[Any]) -> User:
@@ -315,24 +339,36 @@ class IdentityStore:
         if "/" in name:
             raise AuthError(_PROJECT_NAME_RULE.format(name=name[:100]))
         row = self._create(projects, "project", name, public=public)
-        return Project(id=row.id, name=row.name, public=bool(row.public), created_at=row.created_at)
+        return _project(row)
 
     def get_project(self, name: str) -> Project | None:
         """The project of that name."""
         with self.db.read() as conn:
             row = conn.execute(select(projects).where(projects.c.name == name)).first()
-        return None if row is None else Project(row.id, row.name, bool(row.public), row.created_at)
+        return None if row is None else _project(row)
 
     def list_projects(self) -> list[Project]:
         """Every project, by name."""
         with self.db.read() as conn:
             rows = conn.execute(select(projects).order_by(projects.c.name)).all()
-        return [Project(r.id, r.name, bool(r.public), r.created_at) for r in rows]
+        return [_project(r) for r in rows]
 
     def set_project_public(self, name: str, public: bool) -> None:
         """Make a project public (anonymous pull) or private."""
         with self._write() as conn:
             if not conn.execute(update(projects).where(projects.c.name == name).values(public=public)).rowcount:
+                raise UnknownIdentityError(f"no project named {name!r}")
+
+    def set_project_policy(self, name: str, policy: ProjectPolicy) -> None:
+        """Replace a project's pull policy (content trust, severity threshold, unscanned images, allowlist)."""
+        values = {
+            "content_trust": policy.content_trust,
+            "block_severity": policy.block_severity,
+            "block_unscanned": policy.block_unscanned,
+            "allowlist": _allowlist_json(policy),
+        }
+        with self._write() as conn:
+            if not conn.execute(update(projects).where(projects.c.name == name).values(**values)).rowcount:
                 raise UnknownIdentityError(f"no project named {name!r}")
 
     def delete_project(self, name: str) -> None:

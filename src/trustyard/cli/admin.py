@@ -24,16 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from trustyard.auth.audit import RESULTS, AuditLog, AuditQuery
 from trustyard.auth.errors import AuthError
 from trustyard.auth.management import KEEP, Actor, IdentityAdmin, resolve_expiry
-from trustyard.auth.model import ROBOT_ACTIONS, Action, Role
+from trustyard.auth.model import ROBOT_ACTIONS, AcceptedVulnerability, Action, ProjectPolicy, Role
 from trustyard.auth.schemas import (
     MIN_PASSWORD,
+    AcceptedVulnerabilityWire,
     AuditEventOut,
     AuditPage,
     MemberList,
@@ -345,9 +346,19 @@ def team_remove(a: Admin, name: str, user_name: str) -> None:
 # -- projects --------------------------------------------------------------------------------------------------
 
 
+def _pull_policy(p: ProjectOut) -> str:
+    demands = [
+        *(["signed"] if p.content_trust else []),
+        *([f"no {p.block_severity}+"] if p.block_severity else []),
+        *(["scanned"] if p.block_unscanned else []),
+        *([f"{len(p.allowlist)} accepted"] if p.allowlist else []),
+    ]
+    return ", ".join(demands) or "none"
+
+
 def _projects_table(projects: Sequence[ProjectOut]) -> Table:
-    rows = [(p.name, "public" if p.public else "private", _when(p.created_at)) for p in projects]
-    return _table("projects", ("name", "visibility", "created"), rows)
+    rows = [(p.name, "public" if p.public else "private", _pull_policy(p), _when(p.created_at)) for p in projects]
+    return _table("projects", ("name", "visibility", "pull policy", "created"), rows)
 
 
 @admin.group()
@@ -397,6 +408,68 @@ def project_set(a: Admin, name: str, public: bool, as_json: bool) -> None:
     """Make a project public or private."""
     changed = ProjectOut.of(a.changes.set_project_public(a.actor, name, public))
     _emit(changed, as_json, lambda: _projects_table([changed]))
+
+
+def _accepted(value: str) -> AcceptedVulnerability:
+    """``ID`` or ``ID@YYYY-MM-DD`` (accepted until that day, UTC) from the command line."""
+    vuln, _, until = value.partition("@")
+    expires = None
+    if until:
+        try:
+            expires = dt.datetime.strptime(until, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp()
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: the expiry is YYYY-MM-DD") from None
+    try:
+        AcceptedVulnerabilityWire(id=vuln)  # the API's rule for an ID, so both doors accept the same
+    except ValidationError:
+        raise click.BadParameter(f"{value!r} is not a vulnerability ID") from None
+    return AcceptedVulnerability(vuln, expires)
+
+
+def _threshold(value: str) -> str | None:
+    return None if value == "none" else value
+
+
+@project.command("policy")
+@click.argument("name")
+@click.option("--content-trust/--no-content-trust", default=None, help="Pulls by tag must be signed.")
+@click.option(
+    "--block-severity",
+    type=click.Choice(["critical", "high", "medium", "low", "none"]),
+    help="Refuse pulls of images with a finding at or above this severity (none: off).",
+)
+@click.option("--block-unscanned/--allow-unscanned", default=None, help="Refuse images not scanned yet.")
+@click.option("--accept", "accept", multiple=True, metavar="ID[@YYYY-MM-DD]", help="Accept a vulnerability.")
+@click.option("--unaccept", "unaccept", multiple=True, metavar="ID", help="Take a vulnerability off the allowlist.")
+@_json_option
+@_opens_data
+def project_policy(
+    a: Admin,
+    name: str,
+    content_trust: bool | None,
+    block_severity: str | None,
+    block_unscanned: bool | None,
+    accept: tuple[str, ...],
+    unaccept: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show or change what the registry demands of images pulled from project NAME.
+
+    Without options it shows the policy. The checks run on every manifest GET: a refused pull gets the OCI
+    DENIED error saying why, and the refusal is audited.
+    """
+    current = a.changes.project(name).policy
+    accepted = {e.id: e for e in current.allowlist if e.id not in set(unaccept)}
+    accepted.update((e.id, e) for e in map(_accepted, accept))
+    policy = ProjectPolicy(
+        content_trust=current.content_trust if content_trust is None else content_trust,
+        block_severity=current.block_severity if block_severity is None else _threshold(block_severity),
+        block_unscanned=current.block_unscanned if block_unscanned is None else block_unscanned,
+        allowlist=tuple(accepted.values()),
+    )
+    project = a.changes.set_project_policy(a.actor, name, policy) if policy != current else a.changes.project(name)
+    shown = ProjectOut.of(project)
+    _emit(shown, as_json, lambda: _projects_table([shown]))
 
 
 @project.command("delete")

@@ -164,6 +164,11 @@ projects = Table(
     Column("name", String(255), nullable=False, unique=True),
     Column("public", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    # the pull policy (auth.model.ProjectPolicy); the allowlist is a JSON list of {id, expires_at, reason}
+    Column("content_trust", Boolean, nullable=False, server_default=false()),
+    Column("block_severity", String(16), nullable=True),
+    Column("block_unscanned", Boolean, nullable=False, server_default=false()),
+    Column("allowlist", Text, nullable=False, server_default="[]"),
 )
 
 project_members = Table(

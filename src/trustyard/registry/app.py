@@ -29,6 +29,7 @@ from trustyard.errors import TrustyardError
 from trustyard.logs import configure
 from trustyard.registry.api.errors import error_response
 from trustyard.registry.api.routes import routes
+from trustyard.registry.gates import GateContext, build_gates
 from trustyard.registry.gc import GarbageCollector
 from trustyard.registry.service import RegistryService
 from trustyard.scan.background import BackgroundScanner
@@ -140,6 +141,7 @@ def create_app(
     app.state.access = control
     app.state.settings = settings
     app.state.scanner = scanner
+    app.state.pull_gates = build_gates(GateContext(settings, service, control))
     return app
 
 

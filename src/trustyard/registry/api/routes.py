@@ -30,6 +30,7 @@ from trustyard.registry.api.errors import BASE_HEADERS, error_response, registry
 from trustyard.registry.api.openapi import openapi
 from trustyard.registry.api.token import token_endpoint
 from trustyard.registry.errors import BlobUploadInvalidError, NameInvalidError, RegistryError, SizeInvalidError
+from trustyard.registry.gates import Pull, PullGate, first_refusal
 from trustyard.registry.service import RegistryService
 from trustyard.trust.api import dispatch as trust_dispatch
 
@@ -350,6 +351,12 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
         headers = _headers(Docker_Content_Digest=digest, ETag=f'"{digest}"', Content_Length=str(size))
         if method == "HEAD":
             return Response(status_code=200, headers=headers, media_type=media_type)
+        access: AccessControl = request.app.state.access
+        policy = access.policy.pull_policy(name)
+        if policy.gated:
+            refused = await _gate(request, Pull(name, reference, str(digest), media_type, policy, _subject(request)))
+            if refused is not None:
+                return refused
         return Response(body, headers=headers, media_type=media_type)
     if method == "PUT":
         limit = service.max_manifest_size
@@ -415,6 +422,32 @@ _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "manifests": frozenset({"GET", "HEAD", "PUT", "DELETE"}),
     "referrers": frozenset({"GET"}),
 }
+
+
+def _subject(request: Request) -> str:
+    caller: Caller | None = getattr(request.state, "caller", None)
+    return "" if caller is None else caller.principal.subject
+
+
+async def _gate(request: Request, pull: Pull) -> Response | None:
+    """The project's pull gates on a manifest GET: ``None`` to serve it, else the ``DENIED`` answer (audited)."""
+    gates: tuple[PullGate, ...] = getattr(request.app.state, "pull_gates", ())
+    refused = await run_in_threadpool(first_refusal, gates, pull)
+    if refused is None:
+        return None
+    access: AccessControl = request.app.state.access
+    event = AuditEvent(
+        pull.subject,
+        "pull",
+        "denied",
+        project=project_of(pull.repository),
+        repository=pull.repository,
+        target=pull.reference,
+        address=client_address(request),
+        detail={"reason": refused.message, "gate": refused.gate, "digest": pull.digest},
+    )
+    access.audit.record(event)
+    return error_response("DENIED", refused.message, 403, {"gate": refused.gate, **refused.detail})
 
 
 def _needed(method: str, m: re.Match[str]) -> tuple[Action, ...]:
