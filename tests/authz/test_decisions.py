@@ -224,7 +224,10 @@ def test_policy_modes_exceptions_and_endpoint_denies(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text",
     ['[rules]\n"5.99" = "deny"\n', '[rules]\n"5.7" = "deny"\n', '[rules]\n"5.5" = "maybe"\n', "surprise = 1\n",
-     '[[exception]]\nusers = [""]\nrules = ["5.5"]\n', '[[deny]]\npath = "plugins"\n', "version = 2\n", "[rules\n"],
+     '[[exception]]\nusers = [""]\nrules = ["5.5"]\n', '[[deny]]\npath = "plugins"\n', "version = 2\n", "[rules\n",
+     # users and groups (test_identity.py)
+     '[[exception]]\nrules = ["5.5"]\n', '[groups]\n"" = ["a"]\n', '[groups]\nops = [""]\n',
+     '[[exception]]\ngroups = [""]\nrules = ["5.5"]\n', "[identity]\ngroups_from_ou = 1\n"],
 )  # fmt: skip
 def test_invalid_policies_are_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "p.toml"

@@ -17,7 +17,10 @@ from click.testing import CliRunner
 
 from trustyard.cli import main
 
-POLICY = '[rules]\n"5.11" = "deny"\n[[deny]]\npath = "/swarm/*"\n'
+POLICY = (
+    '[rules]\n"5.11" = "deny"\n[[deny]]\npath = "/swarm/*"\n'
+    '[groups]\nops = ["alice", "bob"]\n[[exception]]\nusers = ["carol"]\ngroups = ["ops"]\nrules = ["5.5"]\n'
+)
 
 
 def _request(privileged: bool) -> str:
@@ -38,6 +41,7 @@ def test_check_valid_and_invalid_policies(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["authz", "check", "--policy", str(good)])
     assert result.exit_code == 0, result.output
     assert "is valid" in result.output and "deny: * /swarm/*" in result.output
+    assert "group ops: alice, bob" in result.output and "exception: carol, group ops may break 5.5" in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[rules]\n"5.99" = "deny"\n')
     result = CliRunner().invoke(main, ["authz", "check", "--policy", str(bad)])

@@ -6,6 +6,7 @@ enforce, ``service.Authorizer`` decides, ``server`` is the HTTP edge on a unix s
 
 from trustyard.authz.endpoint import Endpoint, parse_endpoint
 from trustyard.authz.errors import AuthzError, PolicyFileError, RequestError
+from trustyard.authz.identity import Principal, identify
 from trustyard.authz.policy import DEFAULT_MODES, RULE_TITLES, EndpointDeny, Mode, Policy, RuleException
 from trustyard.authz.service import AUDIT_LOGGER, Authorizer
 from trustyard.authz.wire import Decision, EngineRequest, parse_message
@@ -23,8 +24,10 @@ __all__ = [
     "Mode",
     "Policy",
     "PolicyFileError",
+    "Principal",
     "RequestError",
     "RuleException",
+    "identify",
     "parse_endpoint",
     "parse_message",
 ]

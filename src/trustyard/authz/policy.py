@@ -12,15 +12,22 @@ keys, unknown rule ids, empty user names are errors) before the plugin answers a
     "5.11" = "deny"            # require a memory limit
     "5.30" = "off"
 
-    [[exception]]              # these users may break these rules ("*": every rule)
+    [groups]                   # group -> user names (the CN of each user's TLS client certificate)
+    operators = ["alice", "bob"]
+
+    [identity]
+    groups_from_ou = false     # true: the client certificate's OU values are groups too (identity.py)
+
+    [[exception]]              # these users or groups may break these rules ("*": every rule)
     users = ["ci-builder"]
+    groups = ["operators"]     # optional; at least one of users/groups
     rules = ["5.5", "5.10"]
     reason = "builds need host networking"
 
     [[deny]]                   # refuse an endpoint outright (glob over the path without /v1.xx)
     path = "/plugins/*"
     methods = ["POST"]         # optional; default every method
-    exempt_users = ["admin"]   # optional
+    exempt_users = ["admin"]   # optional; also users, groups, exempt_groups
     message = "plugins are installed by the operators"
 
 Without a file the default policy applies: every CIS 5.x container rule of ``trustyard.policy`` is evaluated
@@ -40,10 +47,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trustyard.authz.endpoint import Endpoint
 from trustyard.authz.errors import PolicyFileError
+from trustyard.authz.identity import Principal
 from trustyard.policy import RULES
 
 
@@ -78,36 +86,43 @@ DEFAULT_MAX_BODY: Final = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class RuleException:
-    """Users allowed to break some rules (``"*"`` in ``rules``: all of them)."""
+    """Users and groups allowed to break some rules (``"*"`` in ``rules``: all of them)."""
 
     users: frozenset[str]
     rules: frozenset[str]
     reason: str = ""
+    groups: frozenset[str] = frozenset()
 
-    def covers(self, user: str, rule: str) -> bool:
-        """True when ``user`` is excepted from ``rule``; the anonymous user ``""`` never is."""
-        return bool(user) and user in self.users and ("*" in self.rules or rule in self.rules)
+    def covers(self, who: Principal, rule: str) -> bool:
+        """True when ``who`` is excepted from ``rule``; the anonymous user ``""`` never is."""
+        return who.is_any(self.users, self.groups) and ("*" in self.rules or rule in self.rules)
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointDeny:
-    """An endpoint refused to everyone but ``exempt_users`` (or only to ``users`` when given)."""
+    """An endpoint refused to everyone but the exempt users and groups (or only to ``users``/``groups`` when given).
+
+    The anonymous caller is never exempt, and is refused by an entry restricted to named users or groups only
+    when it would be refused without that restriction too: ``users``/``groups`` narrow who is refused.
+    """
 
     path: str
     methods: frozenset[str] = frozenset()
     users: frozenset[str] = frozenset()
     exempt_users: frozenset[str] = frozenset()
     message: str = ""
+    groups: frozenset[str] = frozenset()
+    exempt_groups: frozenset[str] = frozenset()
 
-    def refuses(self, user: str, endpoint: Endpoint) -> bool:
-        """True when this entry refuses ``endpoint`` for ``user``."""
+    def refuses(self, who: Principal, endpoint: Endpoint) -> bool:
+        """True when this entry refuses ``endpoint`` for ``who``."""
         if self.methods and endpoint.method not in self.methods:
             return False
         if not fnmatch.fnmatchcase(endpoint.path, self.path):
             return False
-        if self.users and user not in self.users:
+        if (self.users or self.groups) and not (who.name in self.users or who.groups & self.groups):
             return False
-        return not (user and user in self.exempt_users)
+        return not who.is_any(self.exempt_users, self.exempt_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +134,16 @@ class Policy:
     denies: tuple[EndpointDeny, ...] = ()
     max_body: int = DEFAULT_MAX_BODY
     source: str = "built-in default"
+    groups: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    groups_from_ou: bool = False
 
     def mode(self, rule: str) -> Mode:
         """The mode of ``rule``."""
         return self.modes.get(rule, Mode.OFF)
 
-    def excepted(self, user: str, rule: str) -> RuleException | None:
-        """The exception that lets ``user`` break ``rule``, if any."""
-        return next((e for e in self.exceptions if e.covers(user, rule)), None)
+    def excepted(self, who: Principal, rule: str) -> RuleException | None:
+        """The exception that lets ``who`` break ``rule``, if any."""
+        return next((e for e in self.exceptions if e.covers(who, rule)), None)
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -152,7 +169,10 @@ class Policy:
         modes.update({rule: Mode(mode) for rule, mode in raw.rules.items()})
         return cls(
             modes=MappingProxyType(modes),
-            exceptions=tuple(RuleException(frozenset(e.users), frozenset(e.rules), e.reason) for e in raw.exception),
+            exceptions=tuple(
+                RuleException(frozenset(e.users), frozenset(e.rules), e.reason, frozenset(e.groups))
+                for e in raw.exception
+            ),
             denies=tuple(
                 EndpointDeny(
                     d.path,
@@ -160,11 +180,15 @@ class Policy:
                     frozenset(d.users),
                     frozenset(d.exempt_users),
                     d.message,
+                    frozenset(d.groups),
+                    frozenset(d.exempt_groups),
                 )
                 for d in raw.deny
             ),
             max_body=raw.limits.max_body,
             source=source,
+            groups=MappingProxyType({name: frozenset(users) for name, users in raw.groups.items()}),
+            groups_from_ou=raw.identity.groups_from_ou,
         )
 
 
@@ -184,12 +208,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _group_names(groups: list[str]) -> list[str]:
+    if any(not g for g in groups):
+        raise ValueError("group names must not be empty")
+    return groups
+
+
 class _ExceptionEntry(_Strict):
-    users: list[str] = Field(min_length=1)
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
     rules: list[str] = Field(min_length=1)
     reason: str = ""
 
     _users = field_validator("users")(_user_names)
+    _groups = field_validator("groups")(_group_names)
+
+    @model_validator(mode="after")
+    def _someone(self) -> _ExceptionEntry:
+        if not self.users and not self.groups:
+            raise ValueError("an exception names at least one user or group")
+        return self
 
     @field_validator("rules")
     @classmethod
@@ -202,13 +240,20 @@ class _DenyEntry(_Strict):
     methods: list[str] = Field(default_factory=list)
     users: list[str] = Field(default_factory=list)
     exempt_users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    exempt_groups: list[str] = Field(default_factory=list)
     message: str = ""
 
     _users = field_validator("users", "exempt_users")(_user_names)
+    _groups = field_validator("groups", "exempt_groups")(_group_names)
 
 
 class _Limits(_Strict):
     max_body: int = Field(default=DEFAULT_MAX_BODY, gt=0, le=DEFAULT_MAX_BODY)
+
+
+class _Identity(_Strict):
+    groups_from_ou: bool = False
 
 
 class _PolicyFile(_Strict):
@@ -217,6 +262,16 @@ class _PolicyFile(_Strict):
     exception: list[_ExceptionEntry] = Field(default_factory=list)
     deny: list[_DenyEntry] = Field(default_factory=list)
     limits: _Limits = Field(default_factory=_Limits)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    identity: _Identity = Field(default_factory=_Identity)
+
+    @field_validator("groups")
+    @classmethod
+    def _group_members(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        _group_names(list(groups))
+        for users in groups.values():
+            _user_names(users)
+        return groups
 
     @field_validator("rules")
     @classmethod

@@ -27,6 +27,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from trustyard.authz.errors import RequestError
+from trustyard.authz.identity import Principal, identify
 from trustyard.authz.policy import RULE_TITLES, Mode, Policy
 from trustyard.authz.wire import Decision, EngineRequest, parse_message, read_json_body
 from trustyard.policy import RULES, ContainerSpec, PolicyError, Verdict
@@ -88,12 +89,22 @@ class Authorizer:
 
     def response(self, message: bytes) -> Decision:
         """Decide an ``AuthZRes`` message (after dockerd handled the call): allowed whenever it is readable."""
-        return self._guarded("response", message, lambda _req: Decision(True))
+        return self._guarded("response", message, lambda _req, _who: Decision(True))
 
-    def decide(self, req: EngineRequest) -> Decision:
+    def identify(self, req: EngineRequest) -> Principal:
+        """The caller of ``req`` with its groups under this policy; ``RequestError`` for a mismatched certificate."""
+        return identify(
+            req.user,
+            req.authn_method,
+            req.peer_certificates,
+            self.policy.groups,
+            groups_from_ou=self.policy.groups_from_ou,
+        )
+
+    def decide(self, req: EngineRequest, who: Principal) -> Decision:
         """The decision on one parsed request; raises ``RequestError``/``PolicyError`` for what cannot be judged."""
         for deny in self.policy.denies:
-            if deny.refuses(req.user, req.endpoint):
+            if deny.refuses(who, req.endpoint):
                 why = deny.message or "this endpoint is closed by the site's policy"
                 return Decision(False, f"trustyard: {req.endpoint} refused: {why} (policy: {self.policy.source})")
         operation = next(
@@ -107,9 +118,9 @@ class Authorizer:
         if operation is None:
             return Decision(True)
         judged = self._judges[operation](req)
-        return self._verdicts(req, judged)
+        return self._verdicts(who, req, judged)
 
-    def _verdicts(self, req: EngineRequest, judged: _Judged) -> Decision:
+    def _verdicts(self, who: Principal, req: EngineRequest, judged: _Judged) -> Decision:
         denied: list[Verdict] = []
         warnings: list[str] = []
         excepted: list[str] = []
@@ -117,7 +128,7 @@ class Authorizer:
             mode = self.policy.mode(verdict.rule)
             if verdict.ok is not False or mode is Mode.OFF:
                 continue
-            if self.policy.excepted(req.user, verdict.rule) is not None:
+            if self.policy.excepted(who, verdict.rule) is not None:
                 excepted.append(verdict.rule)
             elif mode is Mode.DENY:
                 denied.append(verdict)
@@ -193,25 +204,28 @@ class Authorizer:
             raise RequestError(f"{what}: body of {len(req.body)} bytes exceeds the limit of {self.policy.max_body}")
         return req.body
 
-    def _guarded(self, phase: str, message: bytes, decide: Callable[[EngineRequest], Decision]) -> Decision:
+    def _guarded(self, phase: str, message: bytes, decide: Callable[[EngineRequest, Principal], Decision]) -> Decision:
         req: EngineRequest | None = None
+        who: Principal | None = None
         try:
             req = parse_message(message)
-            decision = decide(req)
+            who = self.identify(req)
+            decision = decide(req, who)
         except (RequestError, PolicyError) as e:
             decision = Decision(False, f"trustyard: {e.message}", rules=("request",))
         except Exception as e:  # fail closed on our own bugs too; the audit log keeps the traceback
             self._audit.exception("internal error while deciding a %s", phase)
             text = f"trustyard: internal error ({type(e).__name__}); refused"
             decision = Decision(False, text, err=text, rules=("internal",))
-        self._log(phase, req, decision)
+        self._log(phase, req, who, decision)
         return decision
 
-    def _log(self, phase: str, req: EngineRequest | None, decision: Decision) -> None:
+    def _log(self, phase: str, req: EngineRequest | None, who: Principal | None, decision: Decision) -> None:
         record: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "phase": phase,
             "user": req.user if req else None,
+            "groups": sorted(who.groups) if who else [],
             "authn": req.authn_method if req else None,
             "endpoint": str(req.endpoint) if req else None,
             "uri": req.raw_uri if req else None,

@@ -3,9 +3,10 @@
 dockerd (``pkg/authorization``) POSTs a JSON object to ``/AuthZPlugin.AuthZReq`` before it handles an API call and
 to ``/AuthZPlugin.AuthZRes`` after; both carry ``User``, ``UserAuthNMethod``, ``RequestMethod``, ``RequestUri``,
 ``RequestBody`` (Go ``[]byte``: base64), ``RequestHeaders`` (one value per name), ``RequestPeerCertificates``
-(base64 DER), and the second also ``ResponseStatusCode``, ``ResponseBody`` and ``ResponseHeaders``. The answer is
-``{"Allow": bool, "Msg": str, "Err": str}``. The envelope is a closed set that has not changed since Docker 1.10,
-so an unknown field is refused: it means a protocol this plugin has not been reviewed against.
+(base64 of each certificate's PEM text), and the second also ``ResponseStatusCode``, ``ResponseBody`` and
+``ResponseHeaders``. The answer is ``{"Allow": bool, "Msg": str, "Err": str}``. The envelope is a closed set
+that has not changed since Docker 1.10, so an unknown field is refused: it means a protocol this plugin has not
+been reviewed against.
 
 Request bodies are JSON that dockerd decodes with Go's ``encoding/json``, which differs from Python's in ways
 an attacker can use to show the plugin one request and the engine another: Go matches object keys to struct

@@ -103,8 +103,13 @@ def check_command(policy_file: Path) -> None:
     for mode in Mode:
         rules = [rule for rule, m in policy.modes.items() if m is mode]
         click.echo(f"{mode.value:>5}: {', '.join(rules) or '-'}")
+    for group, members in sorted(policy.groups.items()):
+        click.echo(f"group {group}: {', '.join(sorted(members)) or '-'}")
+    if policy.groups_from_ou:
+        click.echo("groups also from the client certificate's OU")
     for exception in policy.exceptions:
-        click.echo(f"exception: {', '.join(sorted(exception.users))} may break {', '.join(sorted(exception.rules))}")
+        who = [*sorted(exception.users), *(f"group {g}" for g in sorted(exception.groups))]
+        click.echo(f"exception: {', '.join(who)} may break {', '.join(sorted(exception.rules))}")
     for deny in policy.denies:
         methods = ",".join(sorted(deny.methods)) or "*"
         click.echo(f"deny: {methods} {deny.path}" + (f" ({deny.message})" if deny.message else ""))
