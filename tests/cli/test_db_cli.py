@@ -136,7 +136,7 @@ def test_malformed_input_changes_nothing(data: list[str], tmp_path: Path) -> Non
 
 
 def test_usage_errors_exit_2(data: list[str]) -> None:
-    failed(run("import", str(OSV), "--source", "nvd", *data), 2, "Invalid value for '--source'")
+    failed(run("import", str(OSV), "--source", "ghsa", *data), 2, "Invalid value for '--source'")
     failed(run("import", *data), 2, "Missing argument")
 
 

@@ -23,8 +23,13 @@ or aliases meet (union-find over the ids, so PYSEC-x = CVE-y = GHSA-z chains mer
 distribution's own id when distribution data matched, else the ecosystem database's (PYSEC, GO, RUSTSEC,
 GHSA) before a bare CVE.
 
-Not here: VEX and the allowlist (``scan/vex.py``, applied afterwards), report formats (``scan/vulnreport.py``),
-CPE matching against the NVD (no NVD source yet).
+A component with a CPE (``scan/cpe.py``) is also matched against the NVD's entries (ecosystem ``CPE``, named
+``part:vendor:product``), unless its distribution's own data is in the store: distributions backport fixes
+without changing the upstream version the CPE carries, so the NVD would report CVEs the distribution fixed.
+An NVD hit merges with the ecosystem's finding of the same CVE through the aliases (``GO-2023-1751`` names
+``CVE-2023-24539``).
+
+Not here: VEX and the allowlist (``scan/vex.py``, applied afterwards), report formats (``scan/vulnreport.py``).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from trustyard.scan.findings import Finding, FindingStatus, Level, Rating, level_of_word, overall, rate_vector
 from trustyard.scan.model import Component, ComponentType
-from trustyard.scan.versions import VersionError, scheme_for
+from trustyard.scan.versions import VersionError
 from trustyard.scan.vulndb.model import Advisory, EventKind, Status
-from trustyard.scan.vulndb.ranges import UnevaluableRangeError, affected_by, in_range
+from trustyard.scan.vulndb.ranges import UnevaluableRangeError, affected_by, in_range, version_parser
 from trustyard.scan.vulndb.sources.debian import RELEASE_NUMBERS
+from trustyard.scan.vulndb.sources.nvd import ECOSYSTEM as CPE_ECOSYSTEM
+from trustyard.scan.vulndb.sources.nvd import product_key
 from trustyard.scan.vulndb.store import StoredAffected, VulnerabilityStore
 
 
@@ -337,6 +344,12 @@ def _details(advisory: Advisory) -> _Details:
         refs = [f"https://security-tracker.debian.org/tracker/{advisory.id}"]
     elif advisory.source.startswith("alpine"):
         refs = [f"https://security.alpinelinux.org/vuln/{advisory.id}"]
+    elif advisory.source == "nvd":
+        try:
+            extras = _OsvExtras.model_validate(json.loads(advisory.raw))  # the NVD's references have a url too
+        except (ValidationError, ValueError):
+            extras = _OsvExtras()
+        refs = [f"https://nvd.nist.gov/vuln/detail/{advisory.id}", *(r.url for r in extras.references)]
     return _Details(advisory, tuple(dict.fromkeys(refs)), tuple(ratings))
 
 
@@ -419,7 +432,7 @@ def _fixed_in_matching_ranges(entry: StoredAffected, version: str) -> list[str]:
 def _above(entry: StoredAffected, candidate: str, version: str) -> bool:
     """Whether ``candidate`` is newer than ``version`` by the ecosystem's rules (kept when they cannot say)."""
     try:
-        parse = scheme_for(entry.affected.ecosystem).parse
+        parse = version_parser(entry.affected.ecosystem)
         return bool(parse(candidate) > parse(version))
     except VersionError:
         return True
@@ -428,8 +441,7 @@ def _above(entry: StoredAffected, candidate: str, version: str) -> bool:
 def _sorted_versions(ecosystem: str, versions: Iterable[str]) -> tuple[str, ...]:
     unique = list(dict.fromkeys(versions))
     try:
-        scheme = scheme_for(ecosystem)
-        return tuple(sorted(unique, key=scheme.parse))
+        return tuple(sorted(unique, key=version_parser(ecosystem)))
     except VersionError:
         return tuple(sorted(unique))
 
@@ -479,20 +491,33 @@ class Matcher:
             if matcher is None:
                 notes[f"{component.type.value} {component.name}: no matcher for this kind of component"] = None
                 continue
-            queries = matcher.queries(component, context)
+            queries = list(matcher.queries(component, context))
+            for q in queries:
+                if q.distro and not self._has_ecosystem(q.ecosystem):
+                    missing[q.ecosystem] = None
+            queries += self._cpe_queries(component, queries)
             if not queries:
                 reason = matcher.skip_reason(component, context)
                 if reason:
                     notes[reason] = None
                 continue
-            for q in queries:
-                if q.distro and not self._has_ecosystem(q.ecosystem):
-                    missing[q.ecosystem] = None
             findings += self._component_findings(component, queries)
         for ecosystem in missing:
             notes[f"the store has no advisories for {ecosystem}: its packages were not checked"] = None
         findings.sort(key=lambda f: (-f.severity.rank, f.package, f.version, f.id))
         return MatchResult(tuple(findings), tuple(notes), distro)
+
+    def _cpe_queries(self, component: Component, queries: Sequence[Query]) -> list[Query]:
+        """The NVD lookup of a component with a CPE, unless its distribution's data is in the store."""
+        if not component.cpe or not self._has_ecosystem(CPE_ECOSYSTEM):
+            return []
+        if any(q.distro and self._has_ecosystem(q.ecosystem) for q in queries):
+            return []
+        try:
+            name, version = product_key(component.cpe)
+        except ValueError:
+            return []
+        return [] if version in ("*", "-") else [Query(CPE_ECOSYSTEM, name, version)]
 
     def _hits(self, query: Query) -> list[_Hit]:
         grouped: dict[tuple[str, str], list[StoredAffected]] = {}
@@ -558,7 +583,7 @@ class Matcher:
             id=primary,
             aliases=tuple(sorted(i for i in ids if i != primary)),
             component=component,
-            package=query.name,
+            package=component.name if query.ecosystem == CPE_ECOSYSTEM else query.name,
             version=query.version,
             fixed_versions=fixed,
             status=status,

@@ -203,8 +203,8 @@ def test_unknown_files_in_a_directory_are_skipped_and_listed(store: Vulnerabilit
 
 
 def test_unknown_source_name_and_missing_path(store: VulnerabilityStore, tmp_path: Path) -> None:
-    with pytest.raises(UnrecognizedSourceError, match="known: alpine, debian, osv"):
-        import_path(store, OSV / "npm" / "all.zip", source="nvd")
+    with pytest.raises(UnrecognizedSourceError, match="known: alpine, debian, nvd, osv"):
+        import_path(store, OSV / "npm" / "all.zip", source="ghsa")
     with pytest.raises(VulnDbError, match="no such file"):
         import_path(store, tmp_path / "absent.zip")
 

@@ -25,12 +25,17 @@ class RangeType(StrEnum):
 
 
 class EventKind(StrEnum):
-    """OSV range events."""
+    """OSV range events, and ``introduced_after``: the NVD's ``versionStartExcluding``, which OSV cannot say."""
 
     INTRODUCED = "introduced"
     FIXED = "fixed"
     LAST_AFFECTED = "last_affected"
     LIMIT = "limit"
+    INTRODUCED_AFTER = "introduced_after"
+
+
+OSV_EVENTS = (EventKind.INTRODUCED, EventKind.FIXED, EventKind.LAST_AFFECTED, EventKind.LIMIT)
+"""The event kinds an OSV record may hold."""
 
 
 class Status(StrEnum):

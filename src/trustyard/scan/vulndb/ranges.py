@@ -13,6 +13,9 @@ version, ``fixed`` at or above, ``last_affected`` strictly above. ``SEMVER`` ran
 range whose event versions the ecosystem's rules refuse. A skipped range never makes a version affected; the
 reasons are returned so that a scan can say it could not decide.
 
+The NVD's entries (ecosystem ``CPE``, see ``sources/nvd.py``) are ``ECOSYSTEM`` ranges under the NVD's generic
+version rule, and may start with ``introduced_after`` (an exclusive start, applying strictly above its version).
+
 Not here: which advisories to ask about (the store's index) or what to report (the matcher).
 """
 
@@ -27,6 +30,8 @@ from trustyard.scan.versions.semver import parse as parse_semver
 from trustyard.scan.versions.semver import parse_go, parse_npm
 from trustyard.scan.vulndb.errors import VulnDbError
 from trustyard.scan.vulndb.model import Affected, Event, EventKind, Range, RangeType
+from trustyard.scan.vulndb.sources.nvd import ECOSYSTEM as CPE_ECOSYSTEM
+from trustyard.scan.vulndb.sources.nvd import parse_version as parse_cpe_version
 
 
 class UnevaluableRangeError(VulnDbError):
@@ -41,6 +46,14 @@ class Verdict:
     skipped: tuple[str, ...] = ()
 
 
+def version_parser(ecosystem: str) -> Callable[[str], Any]:
+    """The version parser of an ecosystem: its scheme's, or the NVD's generic rule for ``CPE`` entries;
+    ``VersionError`` when none is known."""
+    if ecosystem == CPE_ECOSYSTEM:
+        return parse_cpe_version
+    return scheme_for(ecosystem).parse
+
+
 def _parsers(range_type: str, ecosystem: str) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
     """(parser for event versions, parser for the package's version) of a range type in an ecosystem."""
     base = ecosystem.split(":", 1)[0]
@@ -50,16 +63,22 @@ def _parsers(range_type: str, ecosystem: str) -> tuple[Callable[[str], Any], Cal
         return parse_semver, parse_npm
     if range_type == RangeType.ECOSYSTEM:
         try:
-            scheme = scheme_for(ecosystem)
+            parse = version_parser(ecosystem)
         except VersionError as e:
             raise UnevaluableRangeError(f"ECOSYSTEM range of {ecosystem!r}: {e.reason}") from e
-        return scheme.parse, scheme.parse
+        return parse, parse
     if range_type == RangeType.GIT:
         raise UnevaluableRangeError("GIT range: it names commits, and a version cannot be placed among commits")
     raise UnevaluableRangeError(f"range type {range_type!r} is not one of SEMVER, ECOSYSTEM, GIT")
 
 
-_KIND_ORDER = {EventKind.INTRODUCED: 0, EventKind.FIXED: 1, EventKind.LAST_AFFECTED: 1, EventKind.LIMIT: 2}
+_KIND_ORDER = {
+    EventKind.INTRODUCED: 0,
+    EventKind.INTRODUCED_AFTER: 0,
+    EventKind.FIXED: 1,
+    EventKind.LAST_AFFECTED: 1,
+    EventKind.LIMIT: 2,
+}
 
 
 def in_range(rng: Range, ecosystem: str, version: str) -> bool:
@@ -88,7 +107,9 @@ def in_range(rng: Range, ecosystem: str, version: str) -> bool:
     keyed.sort(key=lambda k: k[0])  # introduced "0" first, then by version; at one version introduced first
     vulnerable = False
     for _, event, ev in keyed:
-        if event.kind == EventKind.INTRODUCED and (ev is None or v >= ev):
+        if (event.kind == EventKind.INTRODUCED and (ev is None or v >= ev)) or (
+            event.kind == EventKind.INTRODUCED_AFTER and v > ev
+        ):
             vulnerable = True
         elif (event.kind == EventKind.FIXED and v >= ev) or (event.kind == EventKind.LAST_AFFECTED and v > ev):
             vulnerable = False
@@ -101,13 +122,13 @@ def _listed(affected: Affected, version: str) -> bool:
     if version in affected.versions:
         return True
     try:
-        scheme = scheme_for(affected.ecosystem)
-        v = scheme.parse(version)
+        parse = version_parser(affected.ecosystem)
+        v = parse(version)
     except VersionError:
         return False
     for listed in affected.versions:
         try:
-            if scheme.parse(listed) == v:
+            if parse(listed) == v:
                 return True
         except VersionError:
             continue

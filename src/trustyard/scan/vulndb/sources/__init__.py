@@ -1,8 +1,7 @@
 """Every advisory source, listed explicitly; ``--source NAME`` picks one, otherwise the content decides.
 
-Adding a source is adding one module with a ``Source`` and listing it here. The NVD (CVE JSON 2.0 with CPE
-configurations) is not written yet: its records match components by CPE, not by (ecosystem, name), and need
-the matcher's CPE side first.
+Adding a source is adding one module with a ``Source`` and listing it here. The NVD's records are indexed
+under the pseudo-ecosystem ``CPE`` (``sources/nvd.py``), which the matcher asks for components with a CPE.
 """
 
 from __future__ import annotations
@@ -11,9 +10,10 @@ from trustyard.scan.vulndb.errors import UnrecognizedSourceError
 from trustyard.scan.vulndb.sources.alpine import AlpineSecdbSource
 from trustyard.scan.vulndb.sources.base import Document, Source, read_advisories, read_feed
 from trustyard.scan.vulndb.sources.debian import DebianTrackerSource
+from trustyard.scan.vulndb.sources.nvd import NvdSource
 from trustyard.scan.vulndb.sources.osv import OsvSource
 
-SOURCES: tuple[Source, ...] = (OsvSource(), DebianTrackerSource(), AlpineSecdbSource())
+SOURCES: tuple[Source, ...] = (OsvSource(), DebianTrackerSource(), AlpineSecdbSource(), NvdSource())
 
 _BY_NAME: dict[str, Source] = {}
 for _source in SOURCES:

@@ -18,7 +18,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trustyard.scan.vulndb.model import Advisory, Affected, Event, EventKind, Range, Severity
+from trustyard.scan.vulndb.model import OSV_EVENTS, Advisory, Affected, Event, Range, Severity
 from trustyard.scan.vulndb.sources.base import Document, utc_iso
 
 
@@ -40,7 +40,7 @@ class _Event(_Wire):
         return self
 
     def to_event(self) -> Event:
-        for kind in EventKind:
+        for kind in OSV_EVENTS:
             value = getattr(self, kind.value)
             if value is not None:
                 return Event(kind, value)
