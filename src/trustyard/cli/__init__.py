@@ -17,6 +17,7 @@ from trustyard.cli.gc import gc
 from trustyard.cli.sbom import sbom
 from trustyard.cli.scan import scan
 from trustyard.cli.serve import serve
+from trustyard.cli.trust import trust
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -38,5 +39,6 @@ main.add_command(scan)
 main.add_command(db)
 main.add_command(bench)
 main.add_command(authz)
+main.add_command(trust)
 
 __all__ = ["main"]
