@@ -69,7 +69,10 @@ class Settings(BaseSettings):
         description="file holding trust_kek (base64, mode 0600); default <data_dir>/trust/kek, created on first use",
     )
     trust_timestamp_expiry: float = Field(
-        default=14 * 24 * 3600, gt=3600, description="seconds a server-signed timestamp is valid (notary: 14 days)"
+        default=14 * 24 * 3600,
+        gt=0,
+        description="seconds a server-signed timestamp is valid (notary: 14 days); keep it above"
+        " trust_timestamp_resign_margin, else every read re-signs",
     )
     trust_timestamp_resign_margin: float = Field(
         default=24 * 3600,
