@@ -7,7 +7,10 @@ layers). Then, in the same run:
 1. reference: ``gzip -dc LAYER | sha256sum``, the least any analysis must do (read, decompress, hash once);
 2. cold: ``Indexer(cache=empty cache).index(oci:LAYOUT)``: stream the layer, SHA-256 every file, run every
    analyzer, write the layer to the cache (with fsync);
-3. warm: the same with the cache filled: no layer is read.
+3. warm: the same with the cache filled: the image's finished report is loaded, no layer is read and no
+   analyzer runs;
+4. layers only: the cache's layer entries without its reports (what a new image on a cached base costs):
+   the layers are replayed into the merged view and the analyzers run again.
 
 Each is the best of ``--runs`` (other work on a shared machine only slows a run down). Targets from issue 4:
 cold/reference under 1.5, warm under 50 ms. Speed is reported, never asserted.
@@ -32,8 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trustyard.scan.cache import DirectoryLayerCache
+from trustyard.oci.digest import Digest
+from trustyard.scan.cache import DirectoryLayerCache, LayerCache
 from trustyard.scan.indexer import Indexer, IndexReport
+from trustyard.scan.layers import Layer
 from trustyard.scan.sources import open_source
 
 SHARED = Path(os.environ.get("TRUSTYARD_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -85,13 +90,35 @@ def best(runs: int, action: Callable[[], object]) -> float:
     return min(times)
 
 
-def index(layout: Path, cache_dir: Path) -> IndexReport:
-    """One analysis of the benchmark image with the cache at ``cache_dir``."""
+class LayersOnly:
+    """The directory cache's layer entries without its reports: the indexer sees no ``ReportCache``."""
+
+    def __init__(self, inner: DirectoryLayerCache) -> None:
+        self._inner = inner
+
+    def get(self, digest: Digest, analyzers: str) -> Layer | None:
+        """The inner cache's layer."""
+        return self._inner.get(digest, analyzers)
+
+    def put(self, digest: Digest, analyzers: str, layer: Layer) -> None:
+        """Store in the inner cache."""
+        self._inner.put(digest, analyzers, layer)
+
+
+def index(layout: Path, cache_dir: Path, *, reports: bool = True) -> IndexReport:
+    """One analysis of the benchmark image with the cache at ``cache_dir`` (its reports too, unless told)."""
     source = open_source(f"oci:{layout}:debian:bench")
+    cache: LayerCache = DirectoryLayerCache(cache_dir) if reports else LayersOnly(DirectoryLayerCache(cache_dir))
     try:
-        return Indexer(cache=DirectoryLayerCache(cache_dir)).index(source)
+        return Indexer(cache=cache).index(source)
     finally:
         source.close()
+
+
+def comparable(report: IndexReport) -> tuple[object, ...]:
+    """What a cached report must share with the cold one it was stored from."""
+    layers = [(s.digest, s.size, s.entries, s.components) for s in report.layers]
+    return report.components, report.files, report.warnings, layers
 
 
 def main() -> None:
@@ -115,16 +142,20 @@ def main() -> None:
         warm_report = index(scratch / "layout", warm_dir)
         if not all(layer.cached for layer in warm_report.layers):
             sys.exit("the warm run read a layer: the cache did not work")
+        if comparable(warm_report) != comparable(report):
+            sys.exit("the cached report differs from the analysis it was stored from")
         warm = best(max(args.runs, 5), lambda: index(scratch / "layout", warm_dir))
+        replayed = best(max(args.runs, 5), lambda: index(scratch / "layout", warm_dir, reports=False))
         size = blob.stat().st_size
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     rows = [
         ("reference: `gzip -dc LAYER \\| sha256sum` (s)", f"{reference:.2f}", "", ""),
         ("cold analysis, empty cache (s)", f"{cold:.2f}", f"{cold / reference:.2f}×", "< 1.5× ref"),
-        ("warm analysis, every layer cached (ms)", f"{warm * 1000:.0f}", "", "< 50 ms"),
+        ("warm analysis, image report cached (ms)", f"{warm * 1000:.0f}", "", "< 50 ms"),
+        ("layers cached, no report: replay + analyzers (ms)", f"{replayed * 1000:.0f}", "", ""),
     ]
-    met = ["", "yes" if cold / reference < 1.5 else "**no**", "yes" if warm < 0.05 else "**no**"]
+    met = ["", "yes" if cold / reference < 1.5 else "**no**", "yes" if warm < 0.05 else "**no**", ""]
     lines = [
         SECTION,
         "",
@@ -143,15 +174,15 @@ def main() -> None:
             for (name, value, ratio, target), ok in zip(rows, met, strict=True)
         ),
         "",
-        f"Best of {args.runs} runs each (warm: of {max(args.runs, 5)}), on {platform.machine()}, "
+        f"Best of {args.runs} runs each (warm and layers-only: of {max(args.runs, 5)}), on {platform.machine()}, "
         f"{os.cpu_count()} logical cores, Python {platform.python_version()}. The cold analysis decompresses in "
         "Python's zlib and hashes every file, like the reference, and also parses the tar, keeps the file bill of "
         "materials, "
-        "runs every analyzer and writes the cache entry (fsynced). The warm analysis loads the cache entry (JSON), "
-        "rebuilds the merged view and runs the analyzers again; it reads no layer. Its time goes to loading the "
-        "entry (the JSON of every file), replaying it into the merged view and re-running dpkg over its database; "
-        "caching the merged view and analyzer results per layer chain (or the bill of materials per manifest, "
-        "DESIGN.md rule 3) is what would bring it under 50 ms.",
+        "runs every analyzer and writes the cache entries (fsynced). The warm analysis opens the layout, finds the "
+        "image's report by manifest digest and analyzer set, and loads it (JSON: every file's entry, every "
+        "component with its file list); it reads no layer, builds no merged view and runs no analyzer, and is "
+        "checked equal to the cold report. The last row is a new image whose layers are all cached (a shared "
+        "base): the layer entries are loaded, replayed into the merged view and every analyzer runs again.",
         "",
     ]
     text = "\n".join(lines)

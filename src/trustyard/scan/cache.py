@@ -21,6 +21,14 @@ analyzer set is removed with ``rm -r`` of its fingerprint directory; and a reade
 entry. An entry that cannot be read or does not have the expected shape (a disk error, a hand edit, a file
 from a newer format) is a cache miss with a warning, never an error: the layer is simply read again.
 
+The same cache also keeps each image's finished bill of materials (``get_report``/``put_report``), keyed by
+the manifest digest (or, for a source without a manifest, the chain of its layer digests) under the same
+fingerprint plus ``REPORT_FORMAT``, at ``<root>/reports/<fingerprint>/<algorithm>/<hex>.json``: a second
+analysis of an image then neither replays its layers into a merged view nor runs dpkg again (DESIGN.md rule
+3). The entry records the layer list it was computed from; a source that names other layers under the same
+key (a layout edited in place) misses. Bump any analyzer's version and its reports, like its layers, are
+never found again.
+
 Not here: deciding when to use the cache (``indexer.py``) or evicting old entries (a later ``gc`` step).
 """
 
@@ -35,15 +43,25 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from trustyard.oci.digest import Digest, DigestError
+from trustyard.scan.image import ImageFile
 from trustyard.scan.layers import Compression, EntryType, Layer, LayerEntry, LayerLimits
+from trustyard.scan.model import Component, ComponentType, PackageFile
+
+if TYPE_CHECKING:  # the indexer imports this module; its types are needed here only for annotations
+    from trustyard.scan.indexer import IndexReport
 
 _log = logging.getLogger(__name__)
 
 FORMAT_VERSION: Final = 1
 """Bumped whenever what ``Layer`` holds, or how it is written here, changes."""
+
+REPORT_FORMAT: Final = 1
+"""Bumped whenever what a cached report holds, or how the indexer derives it from the layers, changes."""
+
+UNREADABLE: Final = (ValueError, TypeError, KeyError, IndexError, binascii.Error, DigestError)
 
 
 def fingerprint(analyzers: Iterable[tuple[str, int]], limits: LayerLimits) -> str:
@@ -68,11 +86,34 @@ class LayerCache(Protocol):
         ...
 
 
+@runtime_checkable
+class ReportCache(LayerCache, Protocol):
+    """A cache that also keeps finished reports (``encode_report`` documents); ``get_report`` misses, never raises."""
+
+    def get_report(self, key: Digest, analyzers: str) -> Any | None:
+        """The report document stored for image ``key`` under the analyzer fingerprint, or ``None``."""
+        ...
+
+    def put_report(self, key: Digest, analyzers: str, document: Any) -> None:
+        """Store a report document (JSON-ready data); a failure to write is only logged."""
+        ...
+
+
 class MemoryLayerCache:
     """A dictionary: for tests and for one process that indexes many images."""
 
     def __init__(self) -> None:
         self._layers: dict[tuple[Digest, str], Layer] = {}
+        self._reports: dict[tuple[Digest, str], str] = {}
+
+    def get_report(self, key: Digest, analyzers: str) -> Any | None:
+        """The report kept for the key, if any (a fresh copy: callers cannot change what is kept)."""
+        kept = self._reports.get((key, analyzers))
+        return None if kept is None else json.loads(kept)
+
+    def put_report(self, key: Digest, analyzers: str, document: Any) -> None:
+        """Keep the report, serialised as the directory cache would write it."""
+        self._reports[(key, analyzers)] = json.dumps(document)
 
     def get(self, digest: Digest, analyzers: str) -> Layer | None:
         """The layer kept for the key, if any."""
@@ -93,12 +134,37 @@ class DirectoryLayerCache:
         self._root = root
         self._fsync = fsync
 
+    @property
+    def root(self) -> Path:
+        """The cache's folder (the file-hash index lives beside the entries)."""
+        return self._root
+
     def _path(self, digest: Digest, analyzers: str) -> Path:
         return self._root / analyzers / digest.algorithm / f"{digest.hex}.json"
 
+    def _report_path(self, key: Digest, analyzers: str) -> Path:
+        return self._root / "reports" / f"{analyzers}-{REPORT_FORMAT}" / key.algorithm / f"{key.hex}.json"
+
     def get(self, digest: Digest, analyzers: str) -> Layer | None:
         """The stored layer, or ``None`` when there is none or it cannot be used (logged)."""
-        path = self._path(digest, analyzers)
+        raw = self._read(self._path(digest, analyzers))
+        try:
+            return None if raw is None else decode_layer(raw)
+        except UNREADABLE as e:
+            _log.warning(
+                "layer cache: %s is unusable (%s); reading the layer instead", self._path(digest, analyzers), e
+            )
+            return None
+
+    def get_report(self, key: Digest, analyzers: str) -> Any | None:
+        """The stored report document (checked by the indexer when it decodes it), or ``None``."""
+        return self._read(self._report_path(key, analyzers))
+
+    def put_report(self, key: Digest, analyzers: str, document: Any) -> None:
+        """Write the report atomically, as ``put`` writes a layer."""
+        self._write(self._report_path(key, analyzers), json.dumps(document, separators=(",", ":")).encode())
+
+    def _read(self, path: Path) -> Any | None:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -107,15 +173,16 @@ class DirectoryLayerCache:
             _log.warning("layer cache: cannot read %s (%s); reading the layer instead", path, e.strerror)
             return None
         try:
-            return decode_layer(json.loads(raw))
-        except (ValueError, TypeError, KeyError, IndexError, binascii.Error, DigestError) as e:
+            return json.loads(raw)
+        except ValueError as e:
             _log.warning("layer cache: %s is unusable (%s); reading the layer instead", path, e)
             return None
 
     def put(self, digest: Digest, analyzers: str, layer: Layer) -> None:
         """Write the entry atomically: temporary file, fsync, rename. A failure to write is only logged."""
-        path = self._path(digest, analyzers)
-        data = json.dumps(encode_layer(layer), separators=(",", ":")).encode()
+        self._write(self._path(digest, analyzers), json.dumps(encode_layer(layer), separators=(",", ":")).encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
@@ -178,3 +245,138 @@ def decode_layer(data: Any) -> Layer:
         contents={str(p): base64.b64decode(v, validate=True) for p, v in data["contents"].items()},
         warnings=tuple(str(w) for w in data["warnings"]),
     )
+
+
+def encode_component(c: Component) -> dict[str, Any]:
+    """A component as JSON-ready data: the registry's stored inventories and the report cache share this form."""
+    return {
+        "type": c.type.value,
+        "name": c.name,
+        "version": c.version,
+        "purl": c.purl,
+        "cpe": c.cpe,
+        "arch": c.arch,
+        "source_name": c.source_name,
+        "source_version": c.source_version,
+        "licenses": list(c.licenses),
+        "evidence": c.evidence,
+        "files": [[f.path, f.digest] for f in c.files],
+        "layer": str(c.layer) if c.layer is not None else None,
+        "found_by": c.found_by,
+        "extra": [list(pair) for pair in c.extra],
+    }
+
+
+_package_file: Final = PackageFile._make  # from a [path, digest] pair, refusing any other length
+
+
+def decode_component(c: Any, layers: dict[str, Digest] | None = None) -> Component:
+    """The component ``encode_component`` wrote; ``layers`` memoises parsed layer digests across components."""
+    layer_text = c["layer"]
+    layer: Digest | None = None
+    if layer_text:
+        layer = layers.get(layer_text) if layers is not None else None
+        if layer is None:
+            layer = Digest.parse(layer_text)
+            if layers is not None:
+                layers[layer_text] = layer
+    return Component(
+        type=ComponentType(c["type"]),
+        name=c["name"],
+        version=c["version"],
+        purl=c["purl"],
+        cpe=c["cpe"],
+        arch=c["arch"],
+        source_name=c["source_name"],
+        source_version=c["source_version"],
+        licenses=tuple(c["licenses"]),
+        evidence=c["evidence"],
+        files=tuple(map(_package_file, c["files"])),
+        layer=layer,
+        found_by=c["found_by"],
+        extra=tuple((k, v) for k, v in c["extra"]),
+    )
+
+
+def encode_report(report: IndexReport, layer_keys: list[str], unowned: tuple[int, ...]) -> dict[str, Any]:
+    """A finished report as JSON-ready data, with the layer list it came from and its unowned files' indexes.
+
+    Layer digests are written once in a table that files refer to by position; a layer's components that
+    equal one of the image's (the usual case) are written as that component's position.
+    """
+    ids = sorted({str(f.layer) for f in report.files if f.layer is not None})
+    position = {text: i for i, text in enumerate(ids)}
+    components = [encode_component(c) for c in report.components]
+    where = {c: i for i, c in enumerate(report.components)}
+    return {
+        "format": REPORT_FORMAT,
+        "layer_keys": layer_keys,
+        "manifest_digest": str(report.manifest_digest) if report.manifest_digest is not None else None,
+        "layer_ids": ids,
+        "layers": [
+            [
+                s.index,
+                str(s.digest) if s.digest is not None else None,
+                s.compressed_size,
+                s.size,
+                s.entries,
+                s.whiteouts,
+                [where[c] if c in where else encode_component(c) for c in s.components],
+            ]
+            for s in report.layers
+        ],
+        "components": components,
+        "files": [[*f.entry, position[str(f.layer)] if f.layer is not None else None] for f in report.files],
+        "warnings": list(report.warnings),
+        "unowned": list(unowned),
+    }
+
+
+def decode_report(data: Any, source: str, layer_keys: list[str]) -> tuple[IndexReport, tuple[int, ...]] | None:
+    """The report ``encode_report`` wrote (every layer marked cached), or ``None`` when it is for other layers.
+
+    Raises ``ValueError``/``TypeError``/``KeyError``/``IndexError``/``DigestError`` for a malformed entry.
+    """
+    from trustyard.scan.indexer import IndexReport, LayerSummary  # here: the indexer imports this module
+
+    if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
+        raise ValueError("not a report cache entry of this format")
+    if data["layer_keys"] != layer_keys:
+        return None
+    parsed: dict[str, Digest] = {}
+    components = tuple(decode_component(c, parsed) for c in data["components"])
+    ids = [Digest.parse(text) for text in data["layer_ids"]]
+    types, make_entry, make_file = _ENTRY_TYPES, LayerEntry._make, ImageFile
+    files = []
+    for row in data["files"]:  # once per file of the image: kept to plain indexing
+        if type(row[0]) is not str or type(row[2]) is not int or len(row) != 9:
+            raise TypeError("malformed file")
+        row[1] = types[row[1]]
+        layer = row.pop()
+        files.append(make_file(make_entry(row), ids[layer] if layer is not None else None))
+    layers = tuple(
+        LayerSummary(
+            index=int(index),
+            digest=Digest.parse(digest) if digest is not None else None,
+            compressed_size=int(compressed),
+            size=int(size),
+            entries=int(entries),
+            whiteouts=int(whiteouts),
+            components=tuple(components[c] if type(c) is int else decode_component(c, parsed) for c in added),
+            cached=True,
+        )
+        for index, digest, compressed, size, entries, whiteouts, added in data["layers"]
+    )
+    manifest = data["manifest_digest"]
+    report = IndexReport(
+        source=source,
+        manifest_digest=Digest.parse(manifest) if manifest is not None else None,
+        layers=layers,
+        components=components,
+        files=tuple(files),
+        warnings=tuple(str(w) for w in data["warnings"]),
+    )
+    unowned = tuple(int(i) for i in data["unowned"])
+    if any(not 0 <= i < len(files) for i in unowned):
+        raise IndexError("unowned file index out of range")
+    return report, unowned

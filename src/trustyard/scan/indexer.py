@@ -19,10 +19,16 @@ looked up by that digest and the analyzer set's fingerprint first; a hit replays
 without touching the blob, a miss reads it and stores the result. A root file system has no digest until it
 is read, so it is never cached. An ``IndexObserver`` hears when each layer starts and ends (the CLI's
 progress bar).
+
+A cache that also keeps reports (``ReportCache``) is asked first for the finished report of the whole image,
+by manifest digest (or the chain of layer digests) and the same fingerprint: a hit skips the merged view and
+every analyzer, which is what makes a second analysis of an image take milliseconds.
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -30,12 +36,14 @@ from typing import Protocol
 from trustyard.oci.digest import Digest
 from trustyard.scan.analyzers import ANALYZERS, Analyzer, registry
 from trustyard.scan.analyzers.base import Extractor
-from trustyard.scan.cache import LayerCache, fingerprint
+from trustyard.scan.cache import UNREADABLE, LayerCache, ReportCache, decode_report, encode_report, fingerprint
 from trustyard.scan.errors import ScanError
 from trustyard.scan.image import ImageFile, ImageView
 from trustyard.scan.layers import Layer, LayerLimits
 from trustyard.scan.model import Component
 from trustyard.scan.sources.base import ImageSource, LayerRef
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +138,44 @@ class Indexer:
     def index(self, source: ImageSource, observer: IndexObserver | None = None) -> IndexReport:
         """Index every layer of ``source`` in order; the caller still owns (and closes) the source."""
         observer = observer or _Quiet()
+        refs = source.layers()
+        keys = [str(k) for r in refs if (k := r.digest or r.diff_id) is not None]
+        reports = self._cache if isinstance(self._cache, ReportCache) and len(keys) == len(refs) else None
+        key = source.manifest_digest or Digest.of("\n".join(keys).encode())
+        if reports is not None:
+            hit = self._cached_report(reports, key, source.name, keys)
+            if hit is not None:
+                for ref, summary in zip(refs, hit.layers, strict=True):
+                    observer.layer_started(ref, len(refs))
+                    observer.layer_done(summary)
+                return hit
+        report = self._index_layers(source, refs, observer)
+        if reports is not None:
+            reports.put_report(key, self._fingerprint, encode_report(report, keys, ()))
+        return report
+
+    def _cached_report(self, reports: ReportCache, key: Digest, name: str, keys: list[str]) -> IndexReport | None:
+        """The stored report of the image when there is a usable one for exactly these layers."""
+        # Tens of thousands of small objects are made here and none of them is garbage: a collection pass in
+        # the middle (several are triggered) only costs time, so collection waits until they are all made.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            document = reports.get_report(key, self._fingerprint)
+            decoded = None if document is None else decode_report(document, name, keys)
+        except UNREADABLE as e:
+            _log.warning("report cache: the entry for %s is unusable (%s); indexing the layers instead", key, e)
+            return None
+        finally:
+            if collecting:
+                gc.enable()
+        return None if decoded is None else decoded[0]
+
+    def _index_layers(self, source: ImageSource, refs: Sequence[LayerRef], observer: IndexObserver) -> IndexReport:
         view = ImageView()
         current: dict[str, tuple[Component, ...]] = {a.name: () for a in self._analyzers}
         summaries: list[LayerSummary] = []
         warnings: list[str] = []
-        refs = source.layers()
         for ref in refs:
             observer.layer_started(ref, len(refs))
             layer, cached = self._layer(source, ref)

@@ -36,10 +36,10 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.mediatypes import MediaType
 from trustyard.registry.jobs import SBOM_ARTIFACT_TYPE, Job, JobStatus, ScanJobs, StoredReport
 from trustyard.registry.service import RegistryService
-from trustyard.scan.cache import DirectoryLayerCache, LayerCache
+from trustyard.scan.cache import DirectoryLayerCache, LayerCache, decode_component, encode_component
 from trustyard.scan.indexer import Indexer
 from trustyard.scan.matcher import Matcher
-from trustyard.scan.model import Component, ComponentType, PackageFile
+from trustyard.scan.model import Component
 from trustyard.scan.sbom.cyclonedx import to_cyclonedx_json
 from trustyard.scan.sbom.spdx import to_spdx_json
 from trustyard.scan.sources.registry import NotAnImageError, RegistryImageSource
@@ -61,25 +61,7 @@ def encode_inventory(components: Sequence[Component], layers: Sequence[Digest | 
         {
             "format": INVENTORY_FORMAT,
             "layers": [str(d) if d is not None else None for d in layers],
-            "components": [
-                {
-                    "type": c.type.value,
-                    "name": c.name,
-                    "version": c.version,
-                    "purl": c.purl,
-                    "cpe": c.cpe,
-                    "arch": c.arch,
-                    "source_name": c.source_name,
-                    "source_version": c.source_version,
-                    "licenses": list(c.licenses),
-                    "evidence": c.evidence,
-                    "files": [[f.path, f.digest] for f in c.files],
-                    "layer": str(c.layer) if c.layer is not None else None,
-                    "found_by": c.found_by,
-                    "extra": [list(pair) for pair in c.extra],
-                }
-                for c in components
-            ],
+            "components": [encode_component(c) for c in components],
         },
         separators=(",", ":"),
     )
@@ -88,25 +70,8 @@ def encode_inventory(components: Sequence[Component], layers: Sequence[Digest | 
 def decode_inventory(text: str) -> tuple[tuple[Component, ...], tuple[str | None, ...]]:
     """The components and layer digests ``encode_inventory`` wrote."""
     data = json.loads(text)
-    components = tuple(
-        Component(
-            type=ComponentType(c["type"]),
-            name=c["name"],
-            version=c["version"],
-            purl=c["purl"],
-            cpe=c["cpe"],
-            arch=c["arch"],
-            source_name=c["source_name"],
-            source_version=c["source_version"],
-            licenses=tuple(c["licenses"]),
-            evidence=c["evidence"],
-            files=tuple(PackageFile(p, d) for p, d in c["files"]),
-            layer=Digest.parse(c["layer"]) if c["layer"] else None,
-            found_by=c["found_by"],
-            extra=tuple((k, v) for k, v in c["extra"]),
-        )
-        for c in data["components"]
-    )
+    parsed: dict[str, Digest] = {}
+    components = tuple(decode_component(c, parsed) for c in data["components"])
     return components, tuple(data["layers"])
 
 
