@@ -70,6 +70,8 @@ from trustyard.auth.store import IdentityExistsError, UnknownIdentityError
 from trustyard.registry.api.access import RefusalError, authenticate, client_address, refuse
 from trustyard.registry.jobs import ScanJobs, StoredReport
 from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
+from trustyard.trust.signed import SignedLookup
+from trustyard.trust.verdict import Verdict, judge
 
 __all__ = ["ENDPOINTS", "PREFIX", "Endpoint", "routes"]
 
@@ -577,6 +579,20 @@ def get_findings(c: Call, _: NoBody) -> Response:
     return Response(_report(c).findings, media_type="application/json", headers=_HEADERS)
 
 
+def get_verdict(c: Call, _: NoBody) -> Verdict:
+    """Callers who may pull the repository: whether the reference is signed, what its scan found, and whether
+    the registry lets it be pulled now (the authorization plugin and the web interface ask; ``trust.verdict``)."""
+    name, reference = c.params["name"], c.params["reference"]
+    if Action.PULL not in c.access.policy.actions(c.principal, name):
+        raise _forbidden(f"{c.principal.subject!r} may not {c.endpoint.summary} of {name!r} (needs pull)")
+    db = c.access.store.db
+    lookup = SignedLookup.shared(db, c.access.settings)
+    found = judge(db, lookup, name, reference, lambda _: None, frozenset())  # no pull gates exist yet
+    if found is None:
+        raise ApiError(404, "NOT_FOUND", f"{reference[:140]!r} names no manifest in repository {name}")
+    return found
+
+
 # -- the table -------------------------------------------------------------------------------------------------
 
 _USER = f"{PREFIX}/users/{{user}}"
@@ -679,6 +695,9 @@ ENDPOINTS: Final[tuple[Endpoint[Any], ...]] = (
     Endpoint("GET", f"{_MANIFEST}/scan", "see the scan", get_scan, NoBody, ScanStatusOut),
     Endpoint("GET", f"{_MANIFEST}/sbom", "read the SBOM", get_sbom, NoBody, None, query=SbomQuery),
     Endpoint("GET", f"{_MANIFEST}/findings", "read the findings", get_findings, NoBody, FindingsOut),
+    Endpoint(
+        "GET", f"{PREFIX}/repositories/{{name}}/verdict/{{reference}}", "see the verdict", get_verdict, NoBody, Verdict
+    ),
 )
 """Every endpoint of the management API."""
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from typing import Final
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from trustyard.config import Settings
 from trustyard.db.engine import Database, describe
 from trustyard.db.models import manifest_references, repositories, trust_files
 from trustyard.trust.errors import TrustError
@@ -77,6 +79,8 @@ __all__ = [
 RELEASES: Final = "targets/releases"
 REPO_ADMIN: Final = "Repo Admin"
 _MAX_CACHED: Final = 4096
+_SHARED: weakref.WeakKeyDictionary[Database, SignedLookup] = weakref.WeakKeyDictionary()
+_SHARED_LOCK: Final = threading.Lock()
 
 
 class UntrustedError(TrustError):
@@ -261,6 +265,27 @@ class SignedLookup:
         self._lock = threading.Lock()
         self.verifications = 0
         """How many times a chain was verified (not served from the cache): for tests and benchmarks."""
+
+    @classmethod
+    def shared(cls, db: Database, settings: Settings) -> SignedLookup:
+        """The one lookup of a registry's database, so the door and the verdict endpoint share one cache.
+
+        Kept per ``Database`` object (weakly: it goes with the app), built on first use with this
+        registry's known hosts; its trust service (for re-signing a timestamp) is built on first need.
+        """
+        with _SHARED_LOCK:
+            found = _SHARED.get(db)
+            if found is None:
+                trust: list[TrustService] = []
+
+                def service() -> TrustService:
+                    if not trust:
+                        trust.append(TrustService.from_settings(settings, db))
+                    return trust[0]
+
+                found = cls(db=db, trust=service, hosts=listen_hosts(settings.listen, settings.public_hosts))
+                _SHARED[db] = found
+            return found
 
     # -- per GUN -------------------------------------------------------------------------------------------
     def _heads(self, guns: list[str]) -> dict[str, tuple[int, str]]:
