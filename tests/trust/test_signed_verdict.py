@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +23,7 @@ from registry.access_helpers import (
     as_account,
     world_fixtures,
 )
-from registry.conftest import RegistryClient, make_image
-from trustyard.db.engine import Database
+from registry.conftest import RegistryClient, anyio_backend, make_image, migrated_sqlite
 from trustyard.registry.jobs import JobStatus, ScanJobs, StoredReport
 from trustyard.trust.service import TrustService
 
@@ -34,20 +32,7 @@ from .simulator import SimKey, SimRepo
 pytestmark = pytest.mark.anyio
 
 isolated, template, open_world, registry = world_fixtures()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """The app runs on asyncio (as uvicorn runs it)."""
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The empty migrated database the world is built in (``tests/registry`` has its own, session-wide)."""
-    path = tmp_path_factory.mktemp("verdict-template") / "template.db"
-    Database(f"sqlite:///{path}").dispose()
-    return path
+__all__ = ["anyio_backend", "migrated_sqlite"]  # the registry tests' fixtures, which the world needs
 
 
 VERDICT_KEYS = {
