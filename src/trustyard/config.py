@@ -146,6 +146,34 @@ class Settings(BaseSettings):
     vulndb_path: Path | None = Field(
         default=None, description="vulnerability store the registry scans against; default <data_dir>/vulndb.sqlite"
     )
+    vulndb_max_age: float = Field(
+        default=7 * 24 * 3600, gt=0, description="seconds after which a scan warns that the advisory data is old"
+    )
+    vulndb_sources: list[str] = Field(
+        default=["osv", "nvd", "debian", "alpine"], description="sources `trustyard db update` downloads"
+    )
+    vulndb_osv_url: str = Field(
+        default="https://osv-vulnerabilities.storage.googleapis.com",
+        description="base of osv.dev's ECOSYSTEM/all.zip files (and ecosystems.txt)",
+    )
+    vulndb_osv_ecosystems: list[str] = Field(
+        default_factory=list, description="OSV ecosystems to download; empty = every one in ecosystems.txt"
+    )
+    vulndb_nvd_url: str = Field(
+        default="https://services.nvd.nist.gov/rest/json/cves/2.0", description="the NVD's CVE API 2.0"
+    )
+    vulndb_nvd_api_key: SecretStr | None = Field(default=None, description="NVD API key (apiKey header)")
+    vulndb_nvd_page_size: int = Field(default=2000, ge=1, le=2000, description="CVEs per NVD API request")
+    vulndb_nvd_delay: float = Field(
+        default=6.0, ge=0, description="seconds between NVD API requests (the NVD asks for 6 without a key)"
+    )
+    vulndb_debian_url: str = Field(
+        default="https://security-tracker.debian.org/tracker/data/json", description="the Debian tracker's JSON"
+    )
+    vulndb_alpine_url: str = Field(default="https://secdb.alpinelinux.org", description="base of Alpine's secdb")
+    vulndb_alpine_releases: list[str] = Field(
+        default=["v3.19", "v3.20", "v3.21", "v3.22"], description="Alpine branches whose secdb is downloaded"
+    )
     webhook_url: str | None = Field(
         default=None, description="URL that gets a JSON POST when an image's findings change (scan.changed)"
     )

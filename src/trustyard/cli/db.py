@@ -5,9 +5,9 @@ The store is the ``vulndb_path`` setting, else ``<data dir>/vulndb.sqlite``, unl
 (``trustyard.scan.vulndb``) and print a table or, with ``--json``, the report as JSON; a ``TrustyardError`` is
 one line on stderr and exit code 1. An import that adds or changes advisories in the store of a registry on this
 machine re-checks the registry's stored images before returning (``scan.recheck.recheck_after_import``; a
-running registry would within its ``scan_recheck_interval``, and the two never both take the same import). Not
-yet here: ``db update`` (every configured source from its public location), ``db push``/``db pull`` (the store
-as an OCI artifact), and the NVD source.
+running registry would within its ``scan_recheck_interval``, and the two never both take the same import).
+``db update`` downloads every configured source from its public location (``scan.vulndb.update``) and imports
+it the same way, with a progress bar on a terminal.
 """
 
 from __future__ import annotations
@@ -19,18 +19,31 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from trustyard.cli.common import handle_errors
 from trustyard.config import load_settings
-from trustyard.scan.recheck import recheck_after_import
+from trustyard.scan.recheck import RecheckResult, recheck_after_import
 from trustyard.scan.vulndb.download import download, is_url
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.sources import SOURCES
 from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore, configured_path
+from trustyard.scan.vulndb.update import FEED_NAMES, update_status
+from trustyard.scan.vulndb.update import update as run_update
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -152,11 +165,112 @@ def import_(
         _stdout().print(_import_table(report, store_file))
         for skipped in report.skipped:
             console.print(f"[yellow]skipped (no known format):[/] {escape(skipped)}", highlight=False)
+    _print_recheck(console, rechecked)
+
+
+def _print_recheck(console: Console, rechecked: RecheckResult | None) -> None:
     if rechecked is not None:
         console.print(
             f"re-checked {rechecked.inventories} stored images: {len(rechecked.changes)} with changed findings",
             highlight=False,
         )
+
+
+class _Amount(ProgressColumn):
+    """Bytes for a download's bar, documents for the import's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes, self._count = DownloadColumn(), MofNCompleteColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        """Whichever the task counts."""
+        return (self._bytes if task.fields.get("bytes") else self._count).render(task)
+
+
+class _Bars:
+    """Download progress for ``db update``: one bar per file, in bytes (hidden when not on a terminal)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def start(self, url: str, total: int | None) -> None:
+        """A bar for the new file; the previous one is complete."""
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(
+            escape(url.rsplit("/", 2)[-2] + "/" + url.rsplit("/", 1)[-1]), total=total, bytes=True
+        )
+
+    def advance(self, size: int) -> None:
+        """More bytes arrived."""
+        if self.task is not None:
+            self.progress.advance(self.task, size)
+
+
+@db.command()
+@click.option(
+    "--source",
+    "feeds",
+    multiple=True,
+    type=click.Choice(FEED_NAMES),
+    help="Only this source (repeatable). [default: the vulndb_sources setting: all of them]",
+)
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def update(
+    feeds: tuple[str, ...], config_file: Path | None, data_dir: Path | None, db_path: Path | None, as_json: bool
+) -> None:
+    """Download every configured source from its public location and import it (only what changed).
+
+    OSV's per-ecosystem zips, the NVD API, the Debian tracker and Alpine's secdb; the URLs are settings
+    (vulndb_*_url). Everything is downloaded before anything is imported: a failed or cut download, or bad
+    data, leaves the store as it was.
+    """
+    settings = load_settings(config_file, data_dir=data_dir)
+    store_file = db_path or configured_path(settings)
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), _Amount(), TransferSpeedColumn())
+    with (
+        VulnerabilityStore(store_file) as store,
+        Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress,
+    ):
+        importing: list[TaskID] = []
+
+        def total(n: int) -> None:
+            importing.append(progress.add_task("importing", total=n))
+
+        result = run_update(
+            store,
+            settings,
+            feeds=feeds or None,
+            staging=settings.data_dir / "downloads",
+            reporter=_Bars(progress),
+            import_total=total,
+            import_progress=lambda n: progress.advance(importing[-1], n),
+        )
+    report = result.report
+    rechecked = recheck_after_import(settings, store_file) if report and (report.added or report.changed) else None
+    if as_json:
+        body = {
+            "store": str(store_file),
+            "downloads": {
+                name: {"downloaded": [url for _, url in f.files], "not_modified": f.not_modified}
+                for name, f in result.feeds.items()
+            },
+            **(report.as_dict() if report else {"feeds": [], "skipped": []}),
+        }
+        click.echo(json.dumps(body, indent=2))
+    else:
+        for name, fetched in result.feeds.items():
+            console.print(
+                f"{name}: {len(fetched.files)} downloaded, {len(fetched.not_modified)} not modified", highlight=False
+            )
+        if report is not None:
+            _stdout().print(_import_table(report, store_file))
+    _print_recheck(console, rechecked)
 
 
 @db.command()
@@ -170,6 +284,7 @@ def status(config_file: Path | None, data_dir: Path | None, db_path: Path | None
         sources = store.sources()
         counts = store.counts()
         version = store.schema_version
+        updates = list(update_status(store))
     if as_json:
         body = {
             "store": str(store_file),
@@ -187,6 +302,7 @@ def status(config_file: Path | None, data_dir: Path | None, db_path: Path | None
                 }
                 for s in sources
             ],
+            "updates": updates,
         }
         click.echo(json.dumps(body, indent=2))
         return
@@ -204,6 +320,18 @@ def status(config_file: Path | None, data_dir: Path | None, db_path: Path | None
             escape(s.location),
         )
     _stdout().print(table)
+    if updates:
+        checks = Table(title="last `trustyard db update`")
+        for column in ("source", "checked", "downloaded", "not modified"):
+            checks.add_column(column)
+        for u in updates:
+            checks.add_row(
+                escape(str(u["source"])),
+                str(u["checked_at"]),
+                escape("\n".join(map(str, u["downloaded"]))) or "-",  # type: ignore[call-overload]
+                escape("\n".join(map(str, u["not_modified"]))) or "-",  # type: ignore[call-overload]
+            )
+        _stdout().print(checks)
 
 
 @db.command()

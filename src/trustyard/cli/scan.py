@@ -137,9 +137,8 @@ def _table(scan: ScanReport, shown: list[Finding]) -> Table:
 )
 @click.option(
     "--max-age",
-    default="7d",
-    show_default=True,
-    help="Warn when the store's data is older than this (7d, 12h, or days).",
+    default=None,
+    help="Warn when the store's data is older than this (7d, 12h, or days). [default: vulndb_max_age, 7d]",
 )
 @click.option("--no-cache", is_flag=True, help="Read every layer, and do not store what was read.")
 @store_options
@@ -152,7 +151,7 @@ def scan(
     fail_on: str | None,
     vex_files: tuple[Path, ...],
     allowlist: Path | None,
-    max_age: str,
+    max_age: str | None,
     no_cache: bool,
     config_file: Path | None,
     data_dir: Path | None,
@@ -162,9 +161,9 @@ def scan(
 
     IMAGE is oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or rootfs:DIR|TAR.
     """
-    age = _max_age(max_age)
     shown_levels = _levels(severity)
     settings = load_settings(config_file, data_dir=data_dir)
+    age = _max_age(max_age) if max_age is not None else timedelta(seconds=settings.vulndb_max_age)
     store_file = db_path or configured_path(settings)
     statements = [s for path in vex_files for s in load_openvex(path)]
     accepted = load_allowlist(allowlist) if allowlist else []

@@ -8,7 +8,7 @@ are skipped and listed in the report (a folder of advisory data often holds a RE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from trustyard.scan.vulndb.errors import UnrecognizedSourceError, VulnDbError
@@ -34,29 +34,55 @@ def import_path(
     ``total`` is told the number of documents before reading starts and ``progress`` is told each one done,
     for a progress bar. Raises a ``VulnDbError`` (and changes nothing) for bad data.
     """
+    return import_paths(
+        store,
+        [(path, location or str(path))],
+        source=source,
+        progress=progress,
+        total=total,
+        max_document_bytes=max_document_bytes,
+    )
+
+
+def import_paths(
+    store: VulnerabilityStore,
+    paths: Sequence[tuple[Path, str]],
+    *,
+    source: str | None = None,
+    progress: Progress | None = None,
+    total: Callable[[int], None] | None = None,
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+) -> ImportReport:
+    """Import several (path, location) pairs in one transaction: all of them, or (on any error) none.
+
+    ``db update`` imports what it downloaded from every source this way, so that a bad file of one source
+    leaves the whole store as it was.
+    """
     forced: Source | None = source_named(source) if source else None
-    data = Input(path, max_document_bytes=max_document_bytes)
+    inputs = [(Input(path, max_document_bytes=max_document_bytes), path, where) for path, where in paths]
     if total is not None:
-        total(data.count())
+        total(sum(data.count() for data, _, _ in inputs))
     report = ImportReport()
-    lenient = path.is_dir() and forced is None
 
     def items() -> Iterator[ImportItem]:
-        for document in data.documents():
-            try:
-                chosen = forced or detect(document)
-            except UnrecognizedSourceError:
-                if not lenient:
-                    raise
-                report.skipped.append(document.origin)
-            else:
-                yield ImportItem(read_feed(chosen, document), None, document.time)
-                for advisory in read_advisories(chosen, document):
-                    yield ImportItem(advisory.source, advisory, document.time)
-            if progress is not None:
-                progress(1)
+        for data, path, where in inputs:
+            lenient = path.is_dir() and forced is None
+            for document in data.documents():
+                try:
+                    chosen = forced or detect(document)
+                except UnrecognizedSourceError:
+                    if not lenient:
+                        raise
+                    report.skipped.append(document.origin)
+                else:
+                    yield ImportItem(read_feed(chosen, document), None, document.time, where)
+                    for advisory in read_advisories(chosen, document):
+                        yield ImportItem(advisory.source, advisory, document.time, where)
+                if progress is not None:
+                    progress(1)
 
-    store.import_advisories(items(), location=location or str(path), report=report)
+    where = paths[0][1] if len(paths) == 1 else ", ".join(w for _, w in paths)
+    store.import_advisories(items(), location=where, report=report)
     if not report.feeds and not report.skipped:
-        raise VulnDbError(f"{location or path}: no advisory data found")
+        raise VulnDbError(f"{where}: no advisory data found")
     return report

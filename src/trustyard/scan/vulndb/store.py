@@ -123,12 +123,14 @@ def _timed(value: str | None) -> bool:
 class ImportItem:
     """What an import stores: an advisory of a feed, or (``advisory`` None) just the fact that a feed was read.
 
-    ``time`` is the time of the document it came from, the data's age when the records carry no times.
+    ``time`` is the time of the document it came from, the data's age when the records carry no times;
+    ``location`` where it came from, when one import reads several places (``db update``).
     """
 
     source: str
     advisory: Advisory | None
     time: str | None = None
+    location: str | None = None
 
 
 @dataclass(slots=True)
@@ -320,11 +322,12 @@ class VulnerabilityStore:
             for item in items:
                 feed = report.feeds.get(item.source)
                 if feed is None:
-                    feed = report.feeds[item.source] = FeedReport(item.source, location)
+                    where = item.location or location
+                    feed = report.feeds[item.source] = FeedReport(item.source, where)
                     provenance[item.source] = (
                         self._db.execute(
                             "INSERT INTO provenance (source, location, imported_at) VALUES (?, ?, ?)",
-                            (item.source, location, _now()),
+                            (item.source, where, _now()),
                         ).lastrowid
                         or 0
                     )
@@ -427,6 +430,29 @@ class VulnerabilityStore:
                 for a in advisory.affected
             ],
         )
+
+    # --- state of downloads (db update): HTTP validators, the NVD's last fetch, what each update did ---------
+
+    def get_meta(self, key: str) -> str | None:
+        """A value ``db update`` remembered (``http:<url>``, ``update:<feed>``, ...), or ``None``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Remember several values in one transaction (written after the import they describe committed)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot record the update state: {e}") from e
+
+    def meta_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every remembered value whose key starts with ``prefix``."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        return {str(k): str(v) for k, v in rows}
 
     # --- queries ----------------------------------------------------------------------------------------
 
