@@ -188,7 +188,8 @@ def test_a_layer_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> No
     ("name", "message"),
     [
         ("nothing", "unknown image source"),
-        ("docker://example.com/x:1", "unknown image source"),
+        ("docker:example.com/x:1", "write docker://HOST/REPOSITORY"),
+        ("docker://example.com/UPPER:1", "invalid repository name"),
         ("oci:", "no layout path"),
         ("oci:/nonexistent/layout", "does not exist"),
         (f"oci:{OCI_ALPINE_APP}:no-such-tag", "no image tagged 'no-such-tag'"),

@@ -1,15 +1,20 @@
 """``trustyard sbom IMAGE``: the bill of materials of an image, as CycloneDX, SPDX, trustyard JSON or a table.
 
-IMAGE is named as skopeo names it (``oci:DIR[:TAG]``, ``oci-archive:FILE``, ``docker-archive:FILE``) or
-``rootfs:PATH``. Layers are looked up in the layer cache under ``<data dir>/scan-cache`` first, so a second
-run over an image (or another image on the same base) reads only the layers it has not seen. The command
-parses options, calls the indexer and a writer, and maps ``TrustyardError`` to exit code 1.
+IMAGE is named as skopeo names it (``docker://HOST/REPO[:TAG|@DIGEST]``, ``oci:DIR[:TAG]``,
+``oci-archive:FILE``, ``docker-archive:FILE``) or ``rootfs:PATH``; ``source_options`` adds skopeo's
+``--creds``, ``--authfile``, ``--tls-verify`` and ``--platform`` (shared with ``trustyard scan``). Layers are
+looked up in the layer cache under ``<data dir>/scan-cache`` first, so a second run over an image (or another
+image on the same base) reads only the layers it has not seen. The command parses options, calls the indexer
+and a writer, and maps ``TrustyardError`` to exit code 1.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -20,11 +25,71 @@ from rich.table import Table
 from trustyard.cli.common import handle_errors
 from trustyard.config import load_settings
 from trustyard.scan.cache import DirectoryLayerCache
+from trustyard.scan.errors import SourceError
 from trustyard.scan.indexer import Indexer, IndexReport, LayerSummary
 from trustyard.scan.sbom import SbomFormat, render
-from trustyard.scan.sources import LayerRef, open_source
+from trustyard.scan.sources import Credentials, LayerRef, PlatformSpec, SourceOptions, open_source
 
 FORMATS = [*(f.value for f in SbomFormat), "table"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        try:
+            return None if value is None else parse(value)
+        except SourceError as e:
+            raise click.BadParameter(e.message) from None
+
+    return callback
+
+
+def source_options(f: F) -> F:
+    """skopeo's options for reaching an image, passed to the command as one ``source: SourceOptions``."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any,
+        creds: Credentials | None,
+        authfile: Path | None,
+        tls_verify: bool | None,
+        platform: PlatformSpec | None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["source"] = SourceOptions(
+            credentials=creds, authfile=authfile, tls_verify=tls_verify, platform=platform or PlatformSpec()
+        )
+        return f(*args, **kwargs)
+
+    options = [
+        click.option(
+            "--creds",
+            metavar="USER:PASSWORD",
+            callback=_parsed(Credentials.parse),
+            help="Registry credentials for docker:// images. [default: the login in the auth files]",
+        ),
+        click.option(
+            "--authfile",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Auth file to read logins from. [default: $REGISTRY_AUTH_FILE, containers' auth.json, ~/.docker]",
+        ),
+        click.option(
+            "--tls-verify",
+            type=click.BOOL,
+            default=None,
+            help="--tls-verify=false: accept any certificate and plain HTTP (unsafe). "
+            "[default: verify; a registry on localhost may also answer over HTTP]",
+        ),
+        click.option(
+            "--platform",
+            metavar="OS/ARCH[/VARIANT]",
+            callback=_parsed(PlatformSpec.parse),
+            help="Image to read from a multi-platform index. [default: linux/amd64]",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]  # the options replace the one ``source`` parameter
 
 
 class _ProgressObserver:
@@ -57,8 +122,8 @@ def _table(report: IndexReport) -> Table:
     return table
 
 
-def _index(image: str, indexer: Indexer, console: Console) -> IndexReport:
-    source = open_source(image)
+def _index(image: str, indexer: Indexer, console: Console, options: SourceOptions | None = None) -> IndexReport:
+    source = open_source(image, options)
     try:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
@@ -90,17 +155,25 @@ def _index(image: str, indexer: Indexer, console: Console) -> IndexReport:
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML file of settings. [env: TRUSTYARD_CONFIG]",
 )
+@source_options
 @handle_errors
 def sbom(
-    image: str, fmt: str, output: Path | None, data_dir: Path | None, no_cache: bool, config_file: Path | None
+    image: str,
+    fmt: str,
+    output: Path | None,
+    data_dir: Path | None,
+    no_cache: bool,
+    config_file: Path | None,
+    source: SourceOptions,
 ) -> None:
     """Write the bill of materials of IMAGE: every package of every ecosystem, with purl, CPE, licenses and layer.
 
-    IMAGE is oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or rootfs:DIR|TAR.
+    IMAGE is docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]
+    or rootfs:DIR|TAR.
     """
     settings = load_settings(config_file, data_dir=data_dir)
     cache = None if no_cache else DirectoryLayerCache(settings.data_dir / "scan-cache", fsync=settings.fsync)
-    report = _index(image, Indexer(cache=cache), Console(stderr=True))
+    report = _index(image, Indexer(cache=cache), Console(stderr=True), source)
     if fmt == "table":
         console = Console(file=output.open("w", encoding="utf-8"), width=200) if output else Console()
         if not console.is_terminal:

@@ -1,10 +1,11 @@
 """``trustyard scan IMAGE``: the vulnerabilities of an image from the local store: table, JSON, SARIF, CycloneDX.
 
-IMAGE is named as for ``trustyard sbom`` (``oci:DIR[:TAG]``, ``oci-archive:FILE``, ``docker-archive:FILE``,
-``rootfs:PATH``), and indexed the same way, through the layer cache under ``<data dir>/scan-cache``. The
-components are matched against the vulnerability store ``trustyard db`` fills (``--db``, or ``vulndb.sqlite``
-in the data dir), then OpenVEX documents (``--vex``) and an allowlist (``--allowlist``) mark findings. A
-warning says when the store is empty or its data is older than ``--max-age``.
+IMAGE is named as for ``trustyard sbom`` (``docker://HOST/REPO[:TAG]``, ``oci:DIR[:TAG]``, ``oci-archive:FILE``,
+``docker-archive:FILE``, ``rootfs:PATH``, with the same ``--creds``/``--tls-verify``/``--platform``), and indexed
+the same way, through the layer cache under ``<data dir>/scan-cache``. The components are matched against the
+vulnerability store ``trustyard db`` fills (``--db``, or ``vulndb.sqlite`` in the data dir), then OpenVEX documents
+(``--vex``) and an allowlist (``--allowlist``) mark findings. A warning says when the store is empty or its data is
+older than ``--max-age``.
 
 Exit codes: 0 done; 3 when ``--fail-on`` is given and a finding at or above it still counts after VEX and the
 allowlist (whatever ``--severity`` shows: the gate is not narrowed by the display filter); 1 an error (one
@@ -25,12 +26,13 @@ from rich.table import Table
 
 from trustyard.cli.common import EXIT_FINDINGS, handle_errors
 from trustyard.cli.db import store_options
-from trustyard.cli.sbom import _index
+from trustyard.cli.sbom import _index, source_options
 from trustyard.config import load_settings
 from trustyard.scan.cache import DirectoryLayerCache
 from trustyard.scan.findings import Finding, Level
 from trustyard.scan.indexer import Indexer
 from trustyard.scan.matcher import Matcher, worst
+from trustyard.scan.sources import SourceOptions
 from trustyard.scan.vex import apply, load_allowlist, load_openvex
 from trustyard.scan.vulndb.store import SourceStatus, VulnerabilityStore, configured_path
 from trustyard.scan.vulnreport import ScanReport, to_cyclonedx, to_json, to_sarif
@@ -142,6 +144,7 @@ def _table(scan: ScanReport, shown: list[Finding]) -> Table:
 )
 @click.option("--no-cache", is_flag=True, help="Read every layer, and do not store what was read.")
 @store_options
+@source_options
 @handle_errors
 def scan(
     image: str,
@@ -156,6 +159,7 @@ def scan(
     config_file: Path | None,
     data_dir: Path | None,
     db_path: Path | None,
+    source: SourceOptions,
 ) -> None:
     """Find the known vulnerabilities of IMAGE's packages in the local vulnerability store.
 
@@ -172,7 +176,7 @@ def scan(
         warnings = staleness_warnings(store.sources(), age, datetime.now(UTC))
         data_times = tuple((s.source, s.data_time) for s in store.sources())
         cache = None if no_cache else DirectoryLayerCache(settings.data_dir / "scan-cache", fsync=settings.fsync)
-        index = _index(image, Indexer(cache=cache), err)
+        index = _index(image, Indexer(cache=cache), err, source)
         result = Matcher(store).match(index.components)
     digest = str(index.manifest_digest) if index.manifest_digest else None
     applied = apply(result.findings, statements=statements, allowlist=accepted, image_digest=digest)

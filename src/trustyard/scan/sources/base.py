@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Protocol
@@ -21,9 +21,10 @@ from typing import IO, Final, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from trustyard.oci.digest import Digest, DigestError
-from trustyard.oci.manifest import Descriptor, ImageIndex
+from trustyard.oci.manifest import Descriptor, ImageIndex, ImageManifest, Platform
 from trustyard.scan.errors import SourceError
 from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants, normalize_path, read_layer
+from trustyard.scan.sources.credentials import Credentials
 
 MAX_METADATA_SIZE: Final = 4 << 20
 """Index, manifest and config documents are small; a larger one is refused rather than read into memory."""
@@ -88,6 +89,25 @@ class SourceBase:
     def layers(self) -> Sequence[LayerRef]:
         """The image's layers, bottom to top."""
         return self._layers
+
+
+class ManifestSource(SourceBase):
+    """A source backed by an image manifest (a layout, a registry): the manifest it selected and its digest.
+
+    Subclasses set ``self._manifest`` in ``__init__`` before anyone asks.
+    """
+
+    _manifest: ImageManifest
+
+    @property
+    def manifest_digest(self) -> Digest:
+        """The digest of the selected image manifest (the platform's child of an index)."""
+        return self._manifest.digest
+
+    @property
+    def manifest(self) -> ImageManifest:
+        """The selected image manifest."""
+        return self._manifest
 
 
 class Container(Protocol):
@@ -208,16 +228,77 @@ def parse_diff_ids(raw: bytes, where: str) -> tuple[Digest, ...]:
         raise SourceError(f"{where}: malformed image config: {e}") from e
 
 
-DEFAULT_PLATFORM: Final = ("linux", "amd64")
-"""The platform chosen from an index when an image source is given an index (skopeo's default on amd64)."""
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """Which image of an index to read: ``os/architecture[/variant]``, as ``--platform`` takes it."""
+
+    os: str = "linux"
+    architecture: str = "amd64"
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PlatformSpec:
+        """``linux/arm64``, ``linux/arm/v7``; ``SourceError`` for anything else."""
+        parts = text.strip().split("/")
+        if not 2 <= len(parts) <= 3 or not all(parts):
+            raise SourceError(f"{text!r}: a platform is OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    def matches(self, platform: Platform) -> bool:
+        """Same OS and architecture, and the same variant when this spec names one."""
+        same = (platform.os, platform.architecture) == (self.os, self.architecture)
+        return same and (self.variant is None or platform.variant == self.variant)
 
 
-def platform_choice(index: ImageIndex, name: str) -> Descriptor:
-    """The linux/amd64 image of an index, or its only image; attestation manifests never count."""
+def manifest_layers(
+    manifest: ImageManifest, diff_ids: Sequence[Digest], location: Callable[[Digest], str] = str
+) -> tuple[LayerRef, ...]:
+    """The ``LayerRef`` of each layer of ``manifest``, with its diff_id from the config, where the source
+    keeps it at ``location(digest)``."""
+    return tuple(
+        LayerRef(
+            index=i,
+            location=location(d.digest),
+            digest=d.digest,
+            media_type=d.media_type,
+            size=d.size,
+            diff_id=diff_ids[i] if i < len(diff_ids) else None,
+        )
+        for i, d in enumerate(manifest.layers)
+    )
+
+
+DEFAULT_PLATFORM: Final = PlatformSpec()
+"""The platform chosen from an index when none is asked for (skopeo's default on amd64)."""
+
+
+def platform_choice(index: ImageIndex, name: str, platform: PlatformSpec = DEFAULT_PLATFORM) -> Descriptor:
+    """The image of an index for ``platform``, or its only image; attestation manifests never count."""
     images = [d for d in index.manifests if d.platform is None or d.platform.os != "unknown"]
     for d in images:
-        if d.platform is not None and (d.platform.os, d.platform.architecture) == DEFAULT_PLATFORM:
+        if d.platform is not None and platform.matches(d.platform):
             return d
-    if len(images) == 1:
+    if len(images) == 1 and platform == DEFAULT_PLATFORM:
         return images[0]
-    raise SourceError(f"{name}: the index has no {'/'.join(DEFAULT_PLATFORM)} image and more than one other")
+    offered = ", ".join(
+        str(PlatformSpec(d.platform.os, d.platform.architecture, d.platform.variant)) for d in images if d.platform
+    )
+    raise SourceError(f"{name}: the index has no {platform} image (it offers: {offered or 'no platforms'})")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """What a user can say about how to reach an image, as skopeo's options say it; each source uses its part.
+
+    ``tls_verify``: ``None`` verifies certificates except for a registry on the loopback interface, which may
+    also be reached over plain HTTP (as dockerd treats 127.0.0.0/8); ``False`` is skopeo's
+    ``--tls-verify=false`` (any certificate, and plain HTTP when HTTPS is not served).
+    """
+
+    credentials: Credentials | None = None
+    authfile: Path | None = None
+    tls_verify: bool | None = None
+    platform: PlatformSpec = DEFAULT_PLATFORM

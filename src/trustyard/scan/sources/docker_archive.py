@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from trustyard.oci.digest import Digest
 from trustyard.scan.errors import SourceError
 from trustyard.scan.layers import Compression, Layer, LayerLimits, Reduce, Wants
-from trustyard.scan.sources.base import LayerRef, SourceBase, TarContainer, parse_diff_ids, read_checked, read_small
+from trustyard.scan.sources.base import (
+    LayerRef,
+    SourceBase,
+    SourceOptions,
+    TarContainer,
+    parse_diff_ids,
+    read_checked,
+    read_small,
+)
 
 _BLOB_NAME: Final = re.compile(r"(?:\./)?blobs/(sha256|sha512)/([a-f0-9]+)")
 _DEFAULT_PREFIXES: Final = ("docker.io/library/", "docker.io/", "index.docker.io/library/")
@@ -61,7 +69,7 @@ class DockerArchiveSource(SourceBase):
         self._layers = tuple(refs)
 
     @classmethod
-    def open(cls, name: str, rest: str) -> DockerArchiveSource:
+    def open(cls, name: str, rest: str, options: SourceOptions) -> DockerArchiveSource:
         """``docker-archive:FILE[:REF|:@N]`` (``rest`` is what follows the transport)."""
         path, _, ref = rest.partition(":")
         if not path:

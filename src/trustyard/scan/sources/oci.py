@@ -17,10 +17,14 @@ from trustyard.oci.mediatypes import MediaType
 from trustyard.scan.errors import SourceError
 from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants
 from trustyard.scan.sources.base import (
+    DEFAULT_PLATFORM,
     Container,
     LayerRef,
-    SourceBase,
+    ManifestSource,
+    PlatformSpec,
+    SourceOptions,
     container_for,
+    manifest_layers,
     parse_diff_ids,
     platform_choice,
     read_checked,
@@ -35,47 +39,32 @@ def _blob_path(digest: Digest) -> str:
     return f"blobs/{digest.algorithm}/{digest.hex}"
 
 
-class OciLayoutSource(SourceBase):
+class OciLayoutSource(ManifestSource):
     """An image in an OCI layout; ``tag`` selects by ref name, else the layout must hold exactly one image."""
 
-    def __init__(self, container: Container, *, name: str, tag: str | None = None) -> None:
+    def __init__(
+        self, container: Container, *, name: str, tag: str | None = None, platform: PlatformSpec = DEFAULT_PLATFORM
+    ) -> None:
         super().__init__(name)
         self._container = container
+        self._platform = platform
         try:
             self._manifest = self._select(tag)
             diff_ids = parse_diff_ids(self._blob(self._manifest.config), "config")
         except BaseException:
             container.close()
             raise
-        self._layers = tuple(
-            LayerRef(
-                index=i,
-                location=_blob_path(d.digest),
-                digest=d.digest,
-                media_type=d.media_type,
-                size=d.size,
-                diff_id=diff_ids[i] if i < len(diff_ids) else None,
-            )
-            for i, d in enumerate(self._manifest.layers)
-        )
+        self._layers = manifest_layers(self._manifest, diff_ids, _blob_path)
 
     @classmethod
-    def open(cls, name: str, rest: str) -> OciLayoutSource:
+    def open(cls, name: str, rest: str, options: SourceOptions | None = None) -> OciLayoutSource:
         """``oci:DIR[:TAG]`` or ``oci-archive:FILE[:TAG]`` (``rest`` is what follows the transport)."""
         path, _, tag = rest.partition(":")
         if not path:
             raise SourceError(f"{name!r}: no layout path")
-        return cls(container_for(Path(path)), name=name, tag=tag or None)
-
-    @property
-    def manifest_digest(self) -> Digest:
-        """The digest of the selected image manifest."""
-        return self._manifest.digest
-
-    @property
-    def manifest(self) -> ImageManifest:
-        """The selected image manifest."""
-        return self._manifest
+        return cls(
+            container_for(Path(path)), name=name, tag=tag or None, platform=(options or SourceOptions()).platform
+        )
 
     def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Stream the layer blob and check it hashes to its descriptor's digest."""
@@ -115,5 +104,5 @@ class OciLayoutSource(SourceBase):
             found = self._parse(self._blob(descriptor), descriptor.media_type, str(descriptor.digest))
             if isinstance(found, ImageManifest):
                 return found
-            descriptor = platform_choice(found, self._name)
+            descriptor = platform_choice(found, self._name, self._platform)
         raise SourceError(f"{self._name}: indexes nested more than {_MAX_NESTING} deep")

@@ -20,7 +20,14 @@ from trustyard.oci.manifest import ImageManifest, ManifestError, parse_manifest
 from trustyard.oci.mediatypes import MediaType
 from trustyard.scan.errors import SourceError
 from trustyard.scan.layers import Layer, LayerLimits, Reduce, Wants, read_layer
-from trustyard.scan.sources.base import MAX_METADATA_SIZE, LayerRef, SourceBase, parse_diff_ids, platform_choice
+from trustyard.scan.sources.base import (
+    MAX_METADATA_SIZE,
+    LayerRef,
+    ManifestSource,
+    manifest_layers,
+    parse_diff_ids,
+    platform_choice,
+)
 from trustyard.storage.base import BlobStore, StorageError
 
 IMAGE_CONFIG_TYPES: Final = frozenset({MediaType.OCI_CONFIG.value, MediaType.DOCKER_CONFIG.value})
@@ -52,7 +59,7 @@ class _BlobReader:
         return data
 
 
-class RegistryImageSource(SourceBase):
+class RegistryImageSource(ManifestSource):
     """The image a manifest digest names in ``store``; ``SourceError`` when it is not an image we can read."""
 
     def __init__(
@@ -67,22 +74,7 @@ class RegistryImageSource(SourceBase):
                 f" artifactType {self._manifest.effective_artifact_type})"
             )
         diff_ids = parse_diff_ids(self._small(self._manifest.config.digest), "config")
-        self._layers = tuple(
-            LayerRef(
-                index=i,
-                location=str(d.digest),
-                digest=d.digest,
-                media_type=d.media_type,
-                size=d.size,
-                diff_id=diff_ids[i] if i < len(diff_ids) else None,
-            )
-            for i, d in enumerate(self._manifest.layers)
-        )
-
-    @property
-    def manifest_digest(self) -> Digest:
-        """The digest of the image manifest that was selected (the index's child for an index)."""
-        return self._manifest.digest
+        self._layers = manifest_layers(self._manifest, diff_ids)
 
     def read_layer(self, ref: LayerRef, *, wants: Wants, limits: LayerLimits, reduce: Reduce | None = None) -> Layer:
         """Stream the layer blob from the store and check that it hashes to its descriptor's digest."""
@@ -122,11 +114,6 @@ class RegistryImageSource(SourceBase):
         if Digest.of(raw, digest.algorithm) != digest:
             raise SourceError(f"blob {digest} does not match its digest")
         return raw
-
-    @property
-    def manifest(self) -> ImageManifest:
-        """The selected image manifest."""
-        return self._manifest
 
     def _select(self, digest: Digest, media_type: str | None) -> ImageManifest:
         for _ in range(_MAX_NESTING):

@@ -25,7 +25,7 @@ from trustyard.scan.layers import (
     read_layer,
     reduce_content,
 )
-from trustyard.scan.sources.base import LayerRef, SourceBase
+from trustyard.scan.sources.base import LayerRef, SourceBase, SourceOptions
 
 _CHUNK = 1 << 20
 
@@ -40,7 +40,7 @@ class RootfsSource(SourceBase):
         self._path = path
 
     @classmethod
-    def open(cls, name: str, rest: str) -> RootfsSource:
+    def open(cls, name: str, rest: str, options: SourceOptions) -> RootfsSource:
         """``rootfs:PATH`` (``rest`` is the path)."""
         if not rest:
             raise SourceError(f"{name!r}: no path")
