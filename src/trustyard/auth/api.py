@@ -71,7 +71,7 @@ from trustyard.registry.api.access import RefusalError, authenticate, client_add
 from trustyard.registry.jobs import ScanJobs, StoredReport
 from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
 from trustyard.trust.signed import SignedLookup
-from trustyard.trust.verdict import Verdict, judge
+from trustyard.trust.verdict import Verdict, judge, pull_gates
 
 __all__ = ["ENDPOINTS", "PREFIX", "Endpoint", "routes"]
 
@@ -587,7 +587,8 @@ def get_verdict(c: Call, _: NoBody) -> Verdict:
         raise _forbidden(f"{c.principal.subject!r} may not {c.endpoint.summary} of {name!r} (needs pull)")
     db = c.access.store.db
     lookup = SignedLookup.shared(db, c.access.settings)
-    found = judge(db, lookup, name, reference, lambda _: None, frozenset())  # no pull gates exist yet
+    gates = pull_gates(c.access, name, reference, c.principal.subject)
+    found = judge(db, lookup, name, reference, gates, frozenset())
     if found is None:
         raise ApiError(404, "NOT_FOUND", f"{reference[:140]!r} names no manifest in repository {name}")
     return found

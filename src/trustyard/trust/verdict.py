@@ -24,13 +24,16 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trustyard.auth.service import AccessControl
 from trustyard.db.engine import Database
 from trustyard.oci.reference import is_digest
+from trustyard.registry.gates import Pull, first_refusal
 from trustyard.registry.jobs import JobStatus, ScanJobs
 from trustyard.registry.metadata import ManifestRecord, MetadataStore
+from trustyard.trust.gate import gates_of
 from trustyard.trust.signed import SignedLookup
 
-__all__ = ["SEVERITIES", "ScanCounts", "ScanVerdict", "Verdict", "judge"]
+__all__ = ["SEVERITIES", "ScanCounts", "ScanVerdict", "Verdict", "judge", "pull_gates"]
 
 Severity = Literal["critical", "high", "medium", "low", "unknown"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("critical", "high", "medium", "low", "unknown")
@@ -81,6 +84,26 @@ class Verdict(_Out):
     scan: ScanVerdict
     pull_allowed: bool
     refusal: str | None = Field(description="why a pull is refused (what the client is shown); null if allowed")
+
+
+def pull_gates(access: AccessControl, repository: str, reference: str, subject: str) -> PullCheck:
+    """What the registry's door would answer a GET of ``reference`` by ``subject``: its pull gates' decision.
+
+    Fails closed: a project that demands something while no gates run in this process is refused.
+    """
+    policy = access.policy.pull_policy(repository)
+
+    def check(record: ManifestRecord) -> str | None:
+        if not policy.gated:
+            return None
+        gates = gates_of(access)
+        if gates is None:
+            return "the registry's pull gates do not run in this process; the pull cannot be judged"
+        pull = Pull(repository, reference, record.digest, record.media_type, policy, subject)
+        refusal = first_refusal(gates, pull)
+        return None if refusal is None else refusal.message
+
+    return check
 
 
 def _scan(db: Database, digest: str) -> ScanVerdict:

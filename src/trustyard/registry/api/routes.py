@@ -33,6 +33,7 @@ from trustyard.registry.errors import BlobUploadInvalidError, NameInvalidError, 
 from trustyard.registry.gates import Pull, PullGate, first_refusal
 from trustyard.registry.service import RegistryService
 from trustyard.trust.api import dispatch as trust_dispatch
+from trustyard.trust.gate import put_reporting_overwrites
 
 _PATH: Final = re.compile(
     r"^/v2/(?P<name>.+?)/(?:"
@@ -369,8 +370,16 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
             if len(buf) > limit:
                 return error_response("SIZE_INVALID", f"manifest exceeds the limit of {limit} bytes", 413)
         extra_tags = tuple(request.query_params.getlist("tag"))
-        pushed = await run_in_threadpool(
-            service.put_manifest, name, reference, bytes(buf), request.headers.get("content-type"), extra_tags
+        pushed = await run_in_threadpool(  # a push that moves a signed tag to unsigned content is audited
+            put_reporting_overwrites,
+            request.app.state.access,
+            service,
+            name,
+            reference,
+            bytes(buf),
+            request.headers.get("content-type"),
+            extra_tags,
+            _subject(request),
         )
         headers = _headers(
             Location=f"/v2/{name}/manifests/{pushed.digest}",
