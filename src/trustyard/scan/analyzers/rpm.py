@@ -1,4 +1,9 @@
-"""RPM packages from the SQLite rpmdb (``var/lib/rpm/rpmdb.sqlite``, ``usr/lib/sysimage/rpm/rpmdb.sqlite``)."""
+"""RPM packages from rpm's database, whichever backend wrote it: SQLite ``rpmdb.sqlite`` (rpm 4.16+ default),
+ndb ``Packages.db`` (SUSE) or Berkeley DB ``Packages`` (before rpm 4.16), under ``var/lib/rpm`` or
+``usr/lib/sysimage/rpm``. The format is told by the file's magic, not its name; each holds the same header
+blobs, parsed by one header parser. When an image holds several (a converted database next to its old
+file), the first of ``DATABASES`` wins, newest format first, as rpm opens only its configured backend.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,14 @@ from typing import Final
 from trustyard.scan.analyzers.base import OS_RELEASE_PATHS, distro_qualifier, os_purl, os_release
 from trustyard.scan.cpe import os_package_cpe
 from trustyard.scan.model import Component, ComponentType, PackageFile
-from trustyard.scan.parsers.rpm import RpmPackage, parse_sqlite_rpmdb
+from trustyard.scan.parsers.rpm import RpmPackage
+from trustyard.scan.parsers.rpmdb import parse_rpmdb
 
-DATABASES: Final = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+DATABASES: Final = tuple(
+    f"{folder}/{name}"
+    for name in ("rpmdb.sqlite", "Packages.db", "Packages")
+    for folder in ("var/lib/rpm", "usr/lib/sysimage/rpm")
+)
 
 
 def _source(source_rpm: str | None) -> tuple[str | None, str | None]:
@@ -29,10 +39,10 @@ class RpmAnalyzer:
     """Installed rpm packages; the version is rpm's ``[epoch:]version-release``."""
 
     name: Final = "rpm"
-    version: Final = 2
+    version: Final = 3
 
     def wants(self, path: str) -> bool:
-        """The SQLite database and os-release (for the purl)."""
+        """The package databases and os-release (for the purl)."""
         return path in DATABASES or path in OS_RELEASE_PATHS
 
     def analyze(self, files: Mapping[str, bytes]) -> Sequence[Component]:
@@ -43,7 +53,7 @@ class RpmAnalyzer:
         release = os_release(files)
         return [
             self._component(p, path, release.id if release else None, distro_qualifier(release))
-            for p in parse_sqlite_rpmdb(files[path])
+            for p in parse_rpmdb(files[path])
         ]
 
     def _component(self, package: RpmPackage, evidence: str, namespace: str | None, distro: str | None) -> Component:

@@ -7,7 +7,8 @@ raises ``RpmError``, never reads past its end. The SQLite database is read from 
 never written to disk; one shipped in WAL mode is switched to rollback mode in our copy so it opens
 without its ``-wal`` file, as rpm itself reads a checkpointed database.
 
-Not yet here: the Berkeley DB ``Packages`` hash file and the ndb ``Packages.db``.
+The other two database formats (Berkeley DB ``Packages``: ``rpmdb_bdb.py``; ndb ``Packages.db``:
+``rpmdb_ndb.py``) yield the same header blobs; ``rpmdb.parse_rpmdb`` tells the three apart by their magic.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from trustyard.scan.errors import PackageDatabaseError
 
 _MAX_INDEX: Final = 0xFFFF
 _MAX_DATA: Final = 0x0FFFFFFF
-_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _DIGEST_ALGORITHMS: Final = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
 
 
@@ -195,7 +196,7 @@ def package_from_header(blob: bytes) -> RpmPackage:
 
 def parse_sqlite_rpmdb(data: bytes) -> list[RpmPackage]:
     """Every package of an ``rpmdb.sqlite`` given as bytes, in database order."""
-    if not data.startswith(_SQLITE_MAGIC) or len(data) < 100:
+    if not data.startswith(SQLITE_MAGIC) or len(data) < 100:
         raise RpmError("not an SQLite database")
     image = bytearray(data)
     if image[18:20] == b"\x02\x02":
