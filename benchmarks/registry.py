@@ -50,6 +50,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -366,6 +367,14 @@ class Server:
             raise BenchmarkError(f"{self.label} is not running")
         return self.process.pid
 
+    def health_url(self) -> str:
+        """What ``start`` polls until it answers 200 (a subclass may serve TLS or another health path)."""
+        return f"http://{self.host}/v2/"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the health check; None: plain HTTP."""
+        return None
+
     def start(self, timeout_s: float = 60.0) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # its own session: a terminal's ^C reaches us, not the servers
@@ -383,8 +392,8 @@ class Server:
                     f"{self.label} exited with {self.process.returncode} while starting:\n{self.log_tail()}"
                 )
             try:
-                ping = urllib.request.Request(f"http://{self.host}/v2/", headers=self.basic())
-                with urllib.request.urlopen(ping, timeout=2) as response:  # noqa: S310
+                ping = urllib.request.Request(self.health_url(), headers=self.basic())  # noqa: S310
+                with urllib.request.urlopen(ping, timeout=2, context=self.ssl_context()) as response:  # noqa: S310
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -949,11 +958,11 @@ def rich_table(report: Report) -> Table:
 REGISTRY_SECTION = "## Registry: trustyard against the reference registry"
 
 
-def write_section(path: Path, document: str) -> None:
-    """Put the registry section of ``document`` into ``path``, keeping the other benchmarks' sections."""
+def write_section(path: Path, document: str, heading: str = REGISTRY_SECTION) -> None:
+    """Put the ``heading`` section of ``document`` into ``path``, keeping the other benchmarks' sections."""
     existing = path.read_text() if path.exists() else ""
-    section = document[document.index(REGISTRY_SECTION) :].rstrip("\n") + "\n"
-    head, found, rest = existing.partition(REGISTRY_SECTION)
+    section = document[document.index(heading) :].rstrip("\n") + "\n"
+    head, found, rest = existing.partition(heading)
     if not found:
         head = head or "# Benchmarks\n"
         rest = ""
