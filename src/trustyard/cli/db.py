@@ -7,7 +7,8 @@ one line on stderr and exit code 1. An import that adds or changes advisories in
 machine re-checks the registry's stored images before returning (``scan.recheck.recheck_after_import``; a
 running registry would within its ``scan_recheck_interval``, and the two never both take the same import).
 ``db update`` downloads every configured source from its public location (``scan.vulndb.update``) and imports
-it the same way, with a progress bar on a terminal.
+it the same way, with a progress bar on a terminal. ``db push``/``db pull`` move the whole store through an OCI
+registry as an artifact (``scan.vulndb.artifact``), for machines without internet access.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ from rich.table import Table
 from trustyard.cli.common import handle_errors
 from trustyard.config import load_settings
 from trustyard.scan.recheck import RecheckResult, recheck_after_import
+from trustyard.scan.vulndb.artifact import pull as pull_artifact
+from trustyard.scan.vulndb.artifact import push as push_artifact
 from trustyard.scan.vulndb.download import download, is_url
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.sources import SOURCES
 from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore, configured_path
+from trustyard.scan.vulndb.transport import Reference, RegistryClient
 from trustyard.scan.vulndb.update import FEED_NAMES, update_status
 from trustyard.scan.vulndb.update import update as run_update
 
@@ -354,3 +358,75 @@ def export(
         finally:
             if output:
                 out.close()
+
+
+def _registry_options(f: Callable[P, R]) -> Callable[P, R]:
+    """``--creds``, ``--plain-http`` and ``--tls-verify``: how to reach the registry."""
+    f = click.option(
+        "--tls-verify/--no-tls-verify", default=True, help="Verify the registry's certificate. [default: verify]"
+    )(f)
+    f = click.option("--plain-http", is_flag=True, help="Speak HTTP, not HTTPS (a registry on this machine).")(f)
+    return click.option(
+        "--creds",
+        metavar="USER[:PASSWORD]",
+        envvar="TRUSTYARD_REGISTRY_CREDS",
+        help="Log in to the registry as USER. [env: TRUSTYARD_REGISTRY_CREDS]",
+    )(f)
+
+
+def _client(reference: str, actions: str, creds: str | None, plain_http: bool, tls_verify: bool) -> RegistryClient:
+    user, _, password = (creds or "").partition(":")
+    return RegistryClient(
+        Reference.parse(reference),
+        actions=actions,
+        username=user or None,
+        password=password or None,
+        plain_http=plain_http,
+        verify=tls_verify,
+    )
+
+
+@db.command()
+@click.argument("reference", metavar="REGISTRY/REPO:TAG")
+@_registry_options
+@store_options
+@handle_errors
+def push(
+    reference: str,
+    creds: str | None,
+    plain_http: bool,
+    tls_verify: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+    db_path: Path | None,
+) -> None:
+    """Push the store to a registry as an OCI artifact (application/vnd.trustyard.vulndb.v1), for `db pull`."""
+    store_file, _ = _store_path(config_file, data_dir, db_path)
+    with _client(reference, "pull,push", creds, plain_http, tls_verify) as client:
+        moved = push_artifact(store_file, client)
+    click.echo(
+        f"pushed {store_file} to {reference}: {moved.digest} ({moved.compressed:,} bytes, {moved.size:,} unpacked)"
+    )
+
+
+@db.command()
+@click.argument("reference", metavar="REGISTRY/REPO:TAG")
+@_registry_options
+@store_options
+@handle_errors
+def pull(
+    reference: str,
+    creds: str | None,
+    plain_http: bool,
+    tls_verify: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+    db_path: Path | None,
+) -> None:
+    """Replace the store with one pushed by `db push`, after checking its digest (nothing changes otherwise)."""
+    store_file, _ = _store_path(config_file, data_dir, db_path)
+    with _client(reference, "pull", creds, plain_http, tls_verify) as client:
+        moved = pull_artifact(client, store_file)
+    click.echo(f"pulled {reference} ({moved.digest}) into {store_file}: {moved.size:,} bytes")
+    for source, data_time in sorted(moved.sources.items()):
+        click.echo(f"  {source}: data of {data_time or 'unknown time'}")

@@ -8,8 +8,11 @@ data's age when the records carry none (Alpine's secdb, the Debian tracker). Any
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -19,6 +22,18 @@ from trustyard.scan.vulndb.errors import DownloadError
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024 * 1024
 _CHUNK = 1024 * 1024
+
+
+@contextlib.contextmanager
+def staging_folder(parent: Path, prefix: str = "download-") -> Iterator[Path]:
+    """A fresh folder under ``parent`` (same file system as the store: renames are atomic), removed afterwards
+    whatever happens, so no partial download or unpacked file outlives a failure."""
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def is_url(text: str) -> bool:

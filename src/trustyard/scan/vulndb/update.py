@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from urllib.parse import quote
 import httpx
 
 from trustyard.config import Settings
+from trustyard.scan.vulndb.download import staging_folder
 from trustyard.scan.vulndb.errors import DownloadError, SourceFormatError, VulnDbError
 from trustyard.scan.vulndb.importer import import_paths
 from trustyard.scan.vulndb.store import ImportReport, VulnerabilityStore
@@ -319,7 +318,7 @@ def update(
     if unknown:
         raise VulnDbError(f"unknown source {', '.join(unknown)}; known: {', '.join(FEED_NAMES)}")
     chosen = [f for f in FEEDS if f.name in names]
-    with _staging(staging) as folder, _client(client) as http:
+    with staging_folder(staging, "update-") as folder, _client(client) as http:
         fetcher = Fetcher(http, store, folder, reporter or _Silent(), retry_delay=settings.vulndb_nvd_delay)
         fetched = {feed.name: feed.fetch(fetcher, settings) for feed in chosen}
         files = [f for result in fetched.values() for f in result.files]
@@ -347,17 +346,6 @@ def _named_by_url(origin: str, files: Sequence[tuple[Path, str]]) -> str:
         if origin == str(path) or origin.startswith(f"{path}!"):
             return url + origin[len(str(path)) :]
     return origin
-
-
-@contextlib.contextmanager
-def _staging(parent: Path) -> Iterator[Path]:
-    """A fresh folder under ``parent`` for the downloads, removed afterwards whatever happens."""
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="update-", dir=parent))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
