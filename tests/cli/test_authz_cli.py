@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from trustyard.cli import main
 
@@ -95,3 +95,31 @@ def test_serve_writes_spec_answers_and_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert not spec.exists() and not sock_path.exists()
     assert b'"allow":false' in err and b'"rules":["5.4","5.5"' in err  # the audit line on stderr
+
+
+IMAGE_POLICY = '[images]\nallowed_registries = ["127.0.0.1:5000"]\nrequire_signed = true\nmax_severity = "high"\n'
+
+
+def test_image_rules_need_trustyards_url(tmp_path: Path) -> None:
+    policy = tmp_path / "images.toml"
+    policy.write_text(IMAGE_POLICY)
+    request = tmp_path / "req.json"
+    request.write_text(_request(privileged=False))
+
+    def authz(command: str, *args: str, url: str | None = None) -> Result:
+        env = {"TRUSTYARD_AUTHZ_REGISTRY_URL": url} if url else {}
+        request_arg = [str(request)] if command == "test" else []
+        return CliRunner().invoke(main, ["authz", command, "--policy", str(policy), *args, *request_arg], env=env)
+
+    checked = authz("check")
+    assert checked.exit_code == 0 and "images from: 127.0.0.1:5000" in checked.output, checked.output
+    assert "must be signed" in checked.output
+    missing = authz("test")
+    assert missing.exit_code == 1 and "TRUSTYARD_AUTHZ_REGISTRY_URL" in missing.output
+    bad = authz("test", url="ftp://x")
+    assert bad.exit_code == 1 and "expected http(s)://HOST[:PORT]" in bad.output
+    no_file = authz("test", "--credentials-file", str(tmp_path / "none"), url="http://127.0.0.1:5000")
+    assert no_file.exit_code == 1 and "cannot read trustyard credentials" in no_file.output
+    # image "alpine" is docker.io: refused by the registry rule without asking trustyard
+    refused = authz("test", url="http://127.0.0.1:5000")
+    assert refused.exit_code == 3 and "image.registry" in json.loads(refused.output)["Rules"]

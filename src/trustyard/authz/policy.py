@@ -30,6 +30,18 @@ keys, unknown rule ids, empty user names are errors) before the plugin answers a
     exempt_users = ["admin"]   # optional; also users, groups, exempt_groups
     message = "plugins are installed by the operators"
 
+    [images]                   # image rules (images.py), each off unless set here
+    allowed_registries = ["registry.example:5000", "docker.io"]   # "alpine" is docker.io/library/alpine
+    require_signed = true      # signed in trustyard's trust service
+    max_severity = "high"      # refuse a finding of high or critical
+    unscanned = "refuse"       # or "allow"
+    on_unavailable = "refuse"  # trustyard unreachable; or per rule: {"image.severity" = "allow"}
+
+    [trustyard]                # where the image rules ask (verdicts.py)
+    url = "https://registry.example:5000"        # or TRUSTYARD_AUTHZ_REGISTRY_URL / --registry-url
+    credentials_file = "/etc/trustyard/authz.credentials"  # NAME:SECRET of a robot with pull permission
+    ca_file = "/etc/trustyard/ca.pem"            # optional; timeout = 5, cache_ttl = 30 (seconds)
+
 Without a file the default policy applies: every CIS 5.x container rule of ``trustyard.policy`` is evaluated
 on ``POST /containers/create``; those that break a container's isolation from the host refuse, the hygiene
 rules (limits, read-only root, health checks, ...) only warn in the log — they would refuse a plain
@@ -52,7 +64,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trustyard.authz.endpoint import Endpoint
 from trustyard.authz.errors import PolicyFileError
 from trustyard.authz.identity import Principal
+from trustyard.authz.images import IMAGE_RULES, ImageRules
+from trustyard.authz.verdicts import TrustyardLink
 from trustyard.policy import RULES
+from trustyard.scan.findings import Level
 
 
 class Mode(StrEnum):
@@ -71,14 +86,18 @@ EXEC_RULES: Final = MappingProxyType(
 )
 """The two CIS rules about ``docker exec``: judged on the exec-create request, not on a container."""
 
-RULE_TITLES: Final = MappingProxyType({**{r.id: r.title for r in RULES if not r.needs_processes}, **EXEC_RULES})
+RULE_TITLES: Final = MappingProxyType(
+    {**{r.id: r.title for r in RULES if not r.needs_processes}, **EXEC_RULES, **IMAGE_RULES}
+)
 """Every rule the plugin can apply (5.7 needs a running container's processes, so it is not one of them)."""
 
 _WARN_ONLY: Final = frozenset(
     {"5.3", "5.8", "5.9", "5.11", "5.12", "5.13", "5.14", "5.15", "5.19", "5.26", "5.27", "5.29", "5.30"}
 )
-DEFAULT_MODES: Final = MappingProxyType({rule: Mode.WARN if rule in _WARN_ONLY else Mode.DENY for rule in RULE_TITLES})
-"""The built-in policy: isolation-breaking rules refuse, hygiene rules warn."""
+DEFAULT_MODES: Final = MappingProxyType(
+    {rule: Mode.WARN if rule in _WARN_ONLY else Mode.DENY for rule in RULE_TITLES if rule not in IMAGE_RULES}
+)
+"""The built-in policy: isolation-breaking rules refuse, hygiene rules warn; image rules are off until configured."""
 
 DEFAULT_MAX_BODY: Final = 1024 * 1024
 """dockerd forwards bodies below 1 MiB only; a larger one never reaches a plugin whole."""
@@ -136,6 +155,8 @@ class Policy:
     source: str = "built-in default"
     groups: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
     groups_from_ou: bool = False
+    images: ImageRules = field(default_factory=ImageRules)
+    trustyard: TrustyardLink = field(default_factory=TrustyardLink)
 
     def mode(self, rule: str) -> Mode:
         """The mode of ``rule``."""
@@ -165,8 +186,10 @@ class Policy:
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise PolicyFileError(f"policy {source}: {where}: {err['msg']}") from e
+        images = raw.images.rules()
         modes = dict(DEFAULT_MODES)
-        modes.update({rule: Mode(mode) for rule, mode in raw.rules.items()})
+        modes.update(dict.fromkeys(images.active, Mode.DENY))
+        modes.update({rule: Mode(mode) for rule, mode in raw.rules.items() if rule not in IMAGE_RULES or rule in modes})
         return cls(
             modes=MappingProxyType(modes),
             exceptions=tuple(
@@ -189,6 +212,15 @@ class Policy:
             source=source,
             groups=MappingProxyType({name: frozenset(users) for name, users in raw.groups.items()}),
             groups_from_ou=raw.identity.groups_from_ou,
+            images=images,
+            trustyard=TrustyardLink(
+                url=raw.trustyard.url,
+                registry_host=raw.trustyard.registry_host,
+                credentials_file=Path(raw.trustyard.credentials_file) if raw.trustyard.credentials_file else None,
+                ca_file=Path(raw.trustyard.ca_file) if raw.trustyard.ca_file else None,
+                timeout=raw.trustyard.timeout,
+                cache_ttl=raw.trustyard.cache_ttl,
+            ),
         )
 
 
@@ -256,6 +288,55 @@ class _Identity(_Strict):
     groups_from_ou: bool = False
 
 
+_Choice = Literal["refuse", "allow"]
+
+
+class _Images(_Strict):
+    allowed_registries: list[str] | None = None
+    require_signed: bool = False
+    max_severity: Literal["low", "medium", "high", "critical"] | None = None
+    unscanned: _Choice = "refuse"
+    on_unavailable: _Choice | dict[str, _Choice] = "refuse"
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _hosts(cls, hosts: list[str] | None) -> list[str] | None:
+        if hosts is not None and any(not h or "/" in h or h != h.strip() for h in hosts):
+            raise ValueError("registries are host names, with a port if any (docker.io, registry.example:5000)")
+        return hosts
+
+    @field_validator("on_unavailable")
+    @classmethod
+    def _per_rule(cls, value: _Choice | dict[str, _Choice]) -> _Choice | dict[str, _Choice]:
+        if isinstance(value, dict):
+            for rule in value:
+                if rule not in ("image.signed", "image.severity"):
+                    raise ValueError(
+                        f"on_unavailable names {rule!r}: only image.signed and image.severity ask trustyard"
+                    )
+        return value
+
+    def rules(self) -> ImageRules:
+        choices = self.on_unavailable
+        per_rule = choices if isinstance(choices, dict) else dict.fromkeys(("image.signed", "image.severity"), choices)
+        return ImageRules(
+            allowed_registries=frozenset(self.allowed_registries) if self.allowed_registries is not None else None,
+            require_signed=self.require_signed,
+            max_severity=Level(self.max_severity) if self.max_severity else None,
+            unscanned=self.unscanned,
+            on_unavailable=MappingProxyType(dict(per_rule)),
+        )
+
+
+class _Trustyard(_Strict):
+    url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
+    registry_host: str | None = Field(default=None, pattern=r"^[^/\s]+$")
+    credentials_file: str | None = None
+    ca_file: str | None = None
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    cache_ttl: float = Field(default=30.0, ge=0, le=3600)
+
+
 class _PolicyFile(_Strict):
     version: Literal[1] = 1
     rules: dict[str, Literal["deny", "warn", "off"]] = Field(default_factory=dict)
@@ -264,6 +345,8 @@ class _PolicyFile(_Strict):
     limits: _Limits = Field(default_factory=_Limits)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     identity: _Identity = Field(default_factory=_Identity)
+    images: _Images = Field(default_factory=_Images)
+    trustyard: _Trustyard = Field(default_factory=_Trustyard)
 
     @field_validator("groups")
     @classmethod

@@ -24,6 +24,7 @@ from typing import Final
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -42,7 +43,8 @@ def create_app(authorizer: Authorizer) -> Starlette:
         return JSONResponse({"Implements": ["authz"]}, media_type=PLUGIN_CONTENT_TYPE)
 
     async def authz_request(request: Request) -> JSONResponse:
-        decision = authorizer.request(await _read(request))
+        # a thread: the image rules may wait on trustyard (up to its timeout); other requests must not queue behind
+        decision = await run_in_threadpool(authorizer.request, await _read(request))
         return JSONResponse(decision.to_wire(), media_type=PLUGIN_CONTENT_TYPE)
 
     async def authz_response(request: Request) -> JSONResponse:

@@ -8,10 +8,12 @@ forward those), a body over the size limit, and any internal error all refuse, w
 
 Inspected operations: ``POST /containers/create`` (every container rule of ``trustyard.policy``),
 ``POST /containers/{id}/update`` (the rules over what an update can change, judged only on the fields it sets)
-and ``POST /containers/{id}/exec`` (5.23 privileged, 5.24 user root). Every other endpoint is judged only by the
-policy's ``[[deny]]`` entries. Responses (``AuthZRes``) are allowed when readable: no rule looks at them yet.
-A rule that cannot decide from the request (``Verdict.ok is None``: no AppArmor profile named, health check
-left to the image) neither refuses nor warns; the engine's own defaults apply there.
+and ``POST /containers/{id}/exec`` (5.23 privileged, 5.24 user root); with image rules, the image of a create
+and of ``POST /images/create?fromImage=`` (a pull; an import names no registry and is judged when run). Every
+other endpoint is judged only by the policy's ``[[deny]]`` entries. Responses (``AuthZRes``) are allowed when
+readable: no rule looks at them yet. A rule that cannot decide from the request (``Verdict.ok is None``: no
+AppArmor profile named, health check left to the image) neither refuses nor warns; the engine's own defaults
+apply there.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from trustyard.authz.errors import RequestError
 from trustyard.authz.identity import Principal, identify
+from trustyard.authz.images import ImageJudgement, ImageName, judge_image, parse_image
 from trustyard.authz.policy import RULE_TITLES, Mode, Policy
+from trustyard.authz.verdicts import VerdictSource
 from trustyard.authz.wire import Decision, EngineRequest, parse_message, read_json_body
 from trustyard.policy import RULES, ContainerSpec, PolicyError, Verdict
 
@@ -62,6 +66,7 @@ _OPERATIONS: Final = (
     ("create", re.compile(r"/containers/create")),
     ("update", re.compile(rf"/containers/{_ID}/update")),
     ("exec", re.compile(rf"/containers/{_ID}/exec")),
+    ("pull", re.compile(r"/images/create")),
 )
 
 
@@ -69,18 +74,28 @@ _OPERATIONS: Final = (
 class _Judged:
     verdicts: list[Verdict]
     target: str
+    notes: tuple[str, ...] = ()
 
 
 class Authorizer:
     """Answers the engine's ``AuthZReq`` and ``AuthZRes`` messages under one ``Policy``; never raises."""
 
-    def __init__(self, policy: Policy | None = None, *, audit: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        *,
+        audit: logging.Logger | None = None,
+        verdicts: VerdictSource | None = None,
+    ) -> None:
+        """``verdicts``: where the image rules ask about images (default: the policy's ``[trustyard]``)."""
         self.policy = policy or Policy()
         self._audit = audit or logging.getLogger(AUDIT_LOGGER)
+        self._verdicts_source = verdicts if verdicts is not None else self.policy.trustyard.source()
         self._judges: Mapping[str, Callable[[EngineRequest], _Judged]] = {
             "create": self._create,
             "update": self._update,
             "exec": self._exec,
+            "pull": self._pull,
         }
 
     def request(self, message: bytes) -> Decision:
@@ -122,7 +137,7 @@ class Authorizer:
 
     def _verdicts(self, who: Principal, req: EngineRequest, judged: _Judged) -> Decision:
         denied: list[Verdict] = []
-        warnings: list[str] = []
+        warnings: list[str] = list(judged.notes)
         excepted: list[str] = []
         for verdict in judged.verdicts:
             mode = self.policy.mode(verdict.rule)
@@ -141,7 +156,7 @@ class Authorizer:
             for v in denied
         )
         msg = (
-            f"trustyard: {req.endpoint} of {judged.target} refused: {reasons}. Change these options, "
+            f"trustyard: {req.endpoint} of {judged.target} refused: {reasons}. Change the request, "
             f"or ask the administrators for an exception (policy: {self.policy.source})"
         )
         return Decision(
@@ -152,7 +167,28 @@ class Authorizer:
         data = read_json_body(self._body(req), ENGINE_FIELDS)
         spec = ContainerSpec.from_create(data, name=req.endpoint.param("name"))
         rules = [r for r in _CONTAINER_RULES if self.policy.mode(r.id) is not Mode.OFF]
-        return _Judged([r(spec) for r in rules], f"image {spec.image or '(none)'}")
+        verdicts = [r(spec) for r in rules]
+        notes: tuple[str, ...] = ()
+        if self.policy.images.active:
+            judgement = self._image_rules(parse_image(spec.image))
+            verdicts += judgement.verdicts
+            notes = judgement.notes
+        return _Judged(verdicts, f"image {spec.image or '(none)'}", notes)
+
+    def _pull(self, req: EngineRequest) -> _Judged:
+        """``POST /images/create?fromImage=NAME&tag=TAG``: the image rules; an import (``fromSrc``) names none."""
+        name, tag = req.endpoint.param("fromImage"), req.endpoint.param("tag")
+        if not self.policy.images.active or not name:
+            return _Judged([], "an import")
+        image = parse_image(name, tag)
+        last = name.rpartition("/")[2]
+        if not tag and ":" not in last and "@" not in name and self.policy.images.needs_trustyard:
+            raise RequestError(f"pull of every tag of {image.registry}/{image.repository}: pull one tag or digest")
+        judgement = self._image_rules(image)
+        return _Judged(judgement.verdicts, f"image {image}", judgement.notes)
+
+    def _image_rules(self, image: ImageName) -> ImageJudgement:
+        return judge_image(image, self.policy.images, self._verdicts_source, self.policy.trustyard.host)
 
     def _update(self, req: EngineRequest) -> _Judged:
         data = read_json_body(self._body(req), ENGINE_FIELDS)

@@ -8,6 +8,7 @@ file. ``check`` validates a policy file without starting anything; ``test`` deci
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -33,8 +34,36 @@ def authz() -> None:
     """The Docker authorization plugin: refuse unsafe containers at the engine, fail closed."""
 
 
-def _policy(path: Path | None) -> Policy:
-    return Policy.load(path) if path is not None else Policy()
+_REGISTRY_URL = click.option(
+    "--registry-url",
+    envvar="TRUSTYARD_AUTHZ_REGISTRY_URL",
+    help="trustyard's URL for the image rules (overrides the policy's [trustyard] url).",
+)
+_CREDENTIALS = click.option(
+    "--credentials-file",
+    envvar="TRUSTYARD_AUTHZ_CREDENTIALS_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with one line NAME:SECRET (a robot account with pull access) for trustyard's API "
+    "(overrides the policy's [trustyard] credentials_file).",
+)
+
+
+def _policy(path: Path | None, registry_url: str | None = None, credentials: Path | None = None) -> Policy:
+    """The policy, with trustyard's URL and credentials from the command line or environment when given."""
+    policy = Policy.load(path) if path is not None else Policy()
+    link = policy.trustyard
+    if registry_url is not None:
+        if not registry_url.startswith(("http://", "https://")):
+            raise AuthzError(f"--registry-url {registry_url!r}: expected http(s)://HOST[:PORT]")
+        link = dataclasses.replace(link, url=registry_url.rstrip("/"))
+    if credentials is not None:
+        link = dataclasses.replace(link, credentials_file=credentials)
+    if policy.images.needs_trustyard and not link.url:
+        raise AuthzError(
+            "the policy's image rules ask trustyard: set [trustyard] url, --registry-url "
+            "or TRUSTYARD_AUTHZ_REGISTRY_URL"
+        )
+    return dataclasses.replace(policy, trustyard=link)
 
 
 @authz.command("serve")
@@ -58,12 +87,21 @@ def _policy(path: Path | None) -> Policy:
 @click.option(
     "--audit-log", type=click.Path(dir_okay=False, path_type=Path), help="Also append decisions here (JSON lines)."
 )
+@_REGISTRY_URL
+@_CREDENTIALS
 @handle_errors
 def serve_command(
-    policy_file: Path | None, socket_path: Path, name: str, plugin_dir: Path, audit_log: Path | None
+    policy_file: Path | None,
+    socket_path: Path,
+    name: str,
+    plugin_dir: Path,
+    audit_log: Path | None,
+    registry_url: str | None,
+    credentials_file: Path | None,
 ) -> None:
     """Answer dockerd's authorization requests until SIGTERM."""
-    policy = _policy(policy_file)
+    policy = _policy(policy_file, registry_url, credentials_file)
+    authorizer = Authorizer(policy, audit=logging.getLogger(AUDIT_LOGGER))  # reads the credentials: fail early
     audit = logging.getLogger(AUDIT_LOGGER)
     audit.setLevel(logging.INFO)
     audit.propagate = False
@@ -87,7 +125,7 @@ def serve_command(
             click.echo(
                 f"trustyard authz: plugin {name} on {listening} (spec {spec}), policy: {policy.source}", err=True
             )
-            serve(Authorizer(policy, audit=audit), sock)
+            serve(authorizer, sock)
     finally:
         sock.close()
         if listening == socket_path and socket_path.is_socket():
@@ -113,14 +151,28 @@ def check_command(policy_file: Path) -> None:
     for deny in policy.denies:
         methods = ",".join(sorted(deny.methods)) or "*"
         click.echo(f"deny: {methods} {deny.path}" + (f" ({deny.message})" if deny.message else ""))
+    images = policy.images
+    if images.allowed_registries is not None:
+        click.echo(f"images from: {', '.join(sorted(images.allowed_registries)) or '(no registry)'}")
+    if images.require_signed:
+        click.echo("images must be signed in trustyard")
+    if images.max_severity is not None:
+        click.echo(f"images with findings of {images.max_severity} or worse are refused; unscanned: {images.unscanned}")
+    if images.needs_trustyard:
+        choices = ", ".join(f"{rule} {choice}" for rule, choice in sorted(images.on_unavailable.items()))
+        click.echo(f"trustyard: {policy.trustyard.url or '(from --registry-url)'}; unavailable: {choices}")
     click.echo(f"policy {policy_file} is valid")
 
 
 @authz.command("test")
 @_POLICY
+@_REGISTRY_URL
+@_CREDENTIALS
 @click.argument("request_file", type=click.Path(dir_okay=False, path_type=Path))
 @handle_errors
-def test_command(policy_file: Path | None, request_file: Path) -> None:
+def test_command(
+    policy_file: Path | None, registry_url: str | None, credentials_file: Path | None, request_file: Path
+) -> None:
     """Decide a recorded AuthZReq message (the JSON dockerd sends) offline; exit 3 if it would be refused."""
     try:
         message = request_file.read_bytes()
@@ -129,7 +181,7 @@ def test_command(policy_file: Path | None, request_file: Path) -> None:
     quiet = logging.getLogger(f"{AUDIT_LOGGER}.offline")
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
-    decision = Authorizer(_policy(policy_file), audit=quiet).request(message)
+    decision = Authorizer(_policy(policy_file, registry_url, credentials_file), audit=quiet).request(message)
     result = {**decision.to_wire(), "Rules": list(decision.rules), "Warnings": list(decision.warnings)}
     click.echo(json.dumps(result, indent=2))
     if not decision.allow:
