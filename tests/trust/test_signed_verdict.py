@@ -23,7 +23,7 @@ from registry.access_helpers import (
     as_account,
     world_fixtures,
 )
-from registry.conftest import RegistryClient, anyio_backend, make_image, migrated_sqlite
+from registry.conftest import RegistryClient, anyio_backend, make_image, make_index, migrated_sqlite
 from trustyard.registry.jobs import JobStatus, ScanJobs, StoredReport
 from trustyard.trust.service import TrustService
 
@@ -129,3 +129,21 @@ async def test_refusals(registry: RegistryClient, template: WorldTemplate) -> No
     assert missing.json()["errors"][0]["message"] == "'v9' names no manifest in repository priv/app"
     no_digest = await verdict(registry, template, "priv/app", "sha256:" + "0" * 64)
     assert no_digest.status_code == 404
+
+
+async def test_a_platform_image_of_a_signed_index_is_signed_through_it(
+    registry: RegistryClient, template: WorldTemplate
+) -> None:
+    """Docker resolves a signed multi-platform tag to the index, then pulls its platform image by digest."""
+    children = [make_image("priv/multi-amd64"), make_image("priv/multi-arm64")]
+    index = make_index(children)
+    stray = make_image("priv/multi-stray")
+    with as_account(registry, template.world.account(ADMIN)):
+        assert (await registry.push("priv/multi", index, "1")).status_code == 201
+        assert (await registry.push("priv/multi", stray, "stray")).status_code == 201
+    sign(registry, "priv/multi", {"1": index.body})
+    child = (await verdict(registry, template, "priv/multi", children[1].digest)).json()
+    assert child["signed"] is True and child["digest"] == children[1].digest
+    assert child["signed_digest"] == children[1].digest and child["signers"] == ["Repo Admin"]
+    other = (await verdict(registry, template, "priv/multi", stray.digest)).json()
+    assert other["signed"] is False and other["signed_digest"] is None
