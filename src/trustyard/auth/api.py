@@ -67,13 +67,16 @@ from trustyard.auth.schemas import (
 )
 from trustyard.auth.service import AccessControl
 from trustyard.auth.store import IdentityExistsError, UnknownIdentityError
+from trustyard.registry import exposure as exposure_service
+from trustyard.registry import overview
 from trustyard.registry.api.access import RefusalError, authenticate, client_address, refuse
 from trustyard.registry.jobs import ScanJobs, StoredReport
+from trustyard.registry.service import RegistryService
 from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
 from trustyard.trust.signed import SignedLookup
 from trustyard.trust.verdict import Verdict, judge, pull_gates
 
-__all__ = ["ENDPOINTS", "PREFIX", "Endpoint", "routes"]
+__all__ = ["ENDPOINTS", "PREFIX", "ApiError", "Call", "Endpoint", "invoke", "routes"]
 
 PREFIX: Final = "/api/v1"
 MAX_BODY: Final = 64 * 1024
@@ -149,6 +152,8 @@ class Call:
     access: AccessControl
     admin: IdentityAdmin
     endpoint: Endpoint[Any]
+    registry: RegistryService | None = None
+    """The registry's service, for the endpoints that read manifests and blobs (``None``: not served here)."""
 
     @property
     def actor(self) -> Actor:
@@ -594,6 +599,63 @@ def get_verdict(c: Call, _: NoBody) -> Verdict:
     return found
 
 
+# -- browsing: repositories, tags, images, exposure (issue 9: what the web interface shows) --------------------
+
+
+def _registry(c: Call) -> RegistryService:
+    if c.registry is None:
+        raise ApiError(503, "UNAVAILABLE", "the registry is not served by this process")
+    return c.registry
+
+
+def _listable(c: Call, project: str | None) -> list[str]:
+    """Repository names the caller may list (in ``project`` when given)."""
+    policy = c.access.policy
+    return [
+        name
+        for name in overview.repository_names(_registry(c))
+        if (project is None or name.split("/", 1)[0] == project) and Action.LIST in policy.actions(c.principal, name)
+    ]
+
+
+def list_repositories(c: Call, _: NoBody) -> overview.RepositoryList:
+    """Repositories the caller may list, with tag and image counts, storage used and the last push."""
+    project = c.query(overview.RepositoryFilters).project
+    return overview.list_repositories(_registry(c), _listable(c, project))
+
+
+def list_repository_tags(c: Call, _: NoBody) -> overview.TagList:
+    """Callers who may list the repository: its tags with digest, size, platforms, pusher and scan summary."""
+    name = c.params["name"]
+    if Action.LIST not in c.access.policy.actions(c.principal, name):
+        raise _forbidden(f"{c.principal.subject!r} may not {c.endpoint.summary} of {name!r} (needs list)")
+    found = overview.list_tags(_registry(c), name)
+    if found is None:
+        raise ApiError(404, "NOT_FOUND", f"no repository {name!r}")
+    return found
+
+
+def get_image(c: Call, _: NoBody) -> overview.ImageDetail:
+    """Callers who may pull the repository: one manifest's platforms, layers with history, and referrers."""
+    name, digest = c.params["name"], c.params["digest"]
+    if Action.PULL not in c.access.policy.actions(c.principal, name):
+        raise _forbidden(f"{c.principal.subject!r} may not {c.endpoint.summary} of {name!r} (needs pull)")
+    found = overview.image_detail(_registry(c), name, digest)
+    if found is None:
+        raise ApiError(404, "NOT_FOUND", f"manifest {digest} is not in repository {name}")
+    return found
+
+
+def get_exposure(c: Call, _: NoBody) -> exposure_service.Exposure:
+    """The tagged images the caller may list, by worst severity, and the most widespread vulnerable packages."""
+    return exposure_service.exposure(_registry(c), _listable(c, None))
+
+
+def get_vulnerability_data(c: Call, _: NoBody) -> exposure_service.VulnerabilityData:
+    """Any signed-in caller: the vulnerability store's sources, counts and ages."""
+    return exposure_service.vulnerability_data(c.access.settings)
+
+
 # -- the table -------------------------------------------------------------------------------------------------
 
 _USER = f"{PREFIX}/users/{{user}}"
@@ -699,6 +761,28 @@ ENDPOINTS: Final[tuple[Endpoint[Any], ...]] = (
     Endpoint(
         "GET", f"{PREFIX}/repositories/{{name}}/verdict/{{reference}}", "see the verdict", get_verdict, NoBody, Verdict
     ),
+    Endpoint(
+        "GET",
+        f"{PREFIX}/repositories",
+        "list repositories",
+        list_repositories,
+        NoBody,
+        overview.RepositoryList,
+        query=overview.RepositoryFilters,
+    ),
+    Endpoint(
+        "GET", f"{PREFIX}/repositories/{{name}}/tags", "list the tags", list_repository_tags, NoBody, overview.TagList
+    ),
+    Endpoint("GET", _MANIFEST, "see the image", get_image, NoBody, overview.ImageDetail),
+    Endpoint("GET", f"{PREFIX}/exposure", "see the exposure", get_exposure, NoBody, exposure_service.Exposure),
+    Endpoint(
+        "GET",
+        f"{PREFIX}/vulnerability-data",
+        "see the vulnerability data",
+        get_vulnerability_data,
+        NoBody,
+        exposure_service.VulnerabilityData,
+    ),
 )
 """Every endpoint of the management API."""
 
@@ -721,13 +805,13 @@ async def _body(request: Request, model: type[B]) -> B:
         raise _invalid(e, "body") from None
 
 
-async def _audit_denial(access: AccessControl, call: Call, error: ApiError) -> None:
+def _denial(call: Call, error: ApiError) -> AuditEvent | None:
     """A refused change is worth knowing about: who tried what, where."""
     action = call.endpoint.action
     if error.status != 403 or action is None:
-        return
+        return None
     params = dict(call.params)
-    event = AuditEvent(
+    return AuditEvent(
         call.principal.subject,
         action,
         "denied",
@@ -736,7 +820,62 @@ async def _audit_denial(access: AccessControl, call: Call, error: ApiError) -> N
         address=call.address,
         detail={"reason": error.message},
     )
-    await run_in_threadpool(access.audit.record, event)
+
+
+async def _audit_denial(access: AccessControl, call: Call, error: ApiError) -> None:
+    event = _denial(call, error)
+    if event is not None:
+        await run_in_threadpool(access.audit.record, event)
+
+
+R = TypeVar("R")
+
+
+def _endpoint_of(handler: Callable[..., Any], params: Mapping[str, str]) -> Endpoint[Any]:
+    """The endpoint row that runs ``handler`` with these path parameters (robots: project or system path)."""
+    for endpoint in ENDPOINTS:
+        names = {part.split("}", 1)[0] for part in endpoint.path.split("{")[1:]}
+        if endpoint.handler is handler and names == set(params):
+            return endpoint
+    raise LookupError(f"no endpoint runs {getattr(handler, '__name__', handler)!r} with parameters {sorted(params)}")
+
+
+def invoke(
+    handler: Callable[[Call, B], R],
+    body: B,
+    *,
+    principal: Principal,
+    address: str,
+    access: AccessControl,
+    registry: RegistryService | None,
+    params: Mapping[str, str] | None = None,
+    query: Sequence[tuple[str, str]] = (),
+) -> R:
+    """Run one endpoint's handler for ``principal`` exactly as the API would (the web pages' way in).
+
+    The same authorization, the same service call and the same audit events, refused changes included;
+    every refusal comes out as ``ApiError`` (status, code, message). Blocking: call it from a worker thread.
+    """
+    given = dict(params or {})
+    call = Call(
+        principal=principal,
+        params=given,
+        query_params=query,
+        address=address,
+        access=access,
+        admin=IdentityAdmin(access.store, access.audit),
+        endpoint=_endpoint_of(handler, given),
+        registry=registry,
+    )
+    try:
+        return handler(call, body)
+    except ApiError as e:
+        event = _denial(call, e)
+        if event is not None:
+            access.audit.record(event)
+        raise
+    except AuthError as e:
+        raise _from_auth_error(e) from None
 
 
 async def _handle(request: Request, endpoint: Endpoint[Any]) -> Response:
@@ -755,6 +894,7 @@ async def _handle(request: Request, endpoint: Endpoint[Any]) -> Response:
         access=access,
         admin=IdentityAdmin(access.store, access.audit),
         endpoint=endpoint,
+        registry=getattr(request.app.state, "registry", None),
     )
     try:
         body = NoBody() if endpoint.body is NoBody else await _body(request, endpoint.body)

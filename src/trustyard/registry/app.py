@@ -34,6 +34,8 @@ from trustyard.registry.gc import GarbageCollector
 from trustyard.registry.service import RegistryService
 from trustyard.scan.background import BackgroundScanner
 from trustyard.storage.filesystem import FilesystemBlobStore
+from trustyard.web.interface import WebInterface
+from trustyard.web.routes import web_routes
 
 log = logging.getLogger("trustyard.http")
 
@@ -136,7 +138,12 @@ def create_app(
                 log.error("audit events could not be written at shutdown: %s", e)
             service.db.dispose()
 
-    app = Starlette(routes=routes + management_routes, lifespan=lifespan, exception_handlers={Exception: _unexpected})
+    web = WebInterface(settings=settings, access=control, registry=service)
+    app = Starlette(
+        routes=routes + management_routes + web_routes(web),
+        lifespan=lifespan,
+        exception_handlers={Exception: _unexpected},
+    )
     app.state.registry = service
     app.state.access = control
     app.state.settings = settings

@@ -1,0 +1,73 @@
+"""Operations pages: the dashboard of the registry's exposure, the vulnerability data's status, and the audit
+log with its filters. Each reads through the API's handler for it, so a project admin sees their project's
+audit events and an administrator everything, exactly as ``/api/v1/audit`` decides.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.responses import Response
+
+from trustyard.auth import api
+from trustyard.auth.schemas import NoBody
+from trustyard.registry.overview import SEVERITIES
+from trustyard.web.charts import bar_chart
+from trustyard.web.interface import Visit, WebInterface
+
+__all__ = ["ROUTES"]
+
+AUDIT_FILTERS: Final = ("actor", "project", "repository", "action", "result", "since", "until", "after")
+AUDIT_PAGE: Final = 50
+
+
+async def dashboard(web: WebInterface, visit: Visit) -> Response:
+    """Images by worst severity and the most widespread vulnerable packages, as charts."""
+    found = await web.call(visit, api.get_exposure, NoBody())
+    data = await web.call(visit, api.get_vulnerability_data, NoBody())
+    labels = [*SEVERITIES, "none", "unscanned"]
+    worst = bar_chart(
+        "Tagged images by their worst finding",
+        [
+            (label if label != "none" else "no findings", found.by_worst.get(label, 0), f"sev-{label}")
+            for label in labels
+        ],
+    )
+    packages = bar_chart(
+        "Most widespread vulnerable packages (images carrying them)",
+        [(f"{p.name} {p.version} ({p.type})", p.images, "sev-high") for p in found.packages],
+    )
+    return web.page(visit, "dashboard.html", exposure=found, worst=worst, packages=packages, data=data)
+
+
+async def vulnerability_data(web: WebInterface, visit: Visit) -> Response:
+    """The vulnerability store's sources: counts, data time, last import."""
+    data = await web.call(visit, api.get_vulnerability_data, NoBody())
+    return web.page(visit, "vulndata.html", data=data)
+
+
+async def audit(web: WebInterface, visit: Visit) -> Response:
+    """One page of audit events matching the filters, with a link to the next."""
+    given = {k: v.strip() for k, v in visit.request.query_params.items() if k in AUDIT_FILTERS and v.strip()}
+    query = [*given.items(), ("limit", str(AUDIT_PAGE))]
+    page = None
+    message = None
+    status = 200
+    try:
+        page = await web.call(visit, api.query_audit, NoBody(), query=query)
+    except api.ApiError as e:
+        if e.status not in (400, 403):
+            raise
+        message, status = e.message, e.status
+    following = None
+    if page is not None and page.next is not None:
+        following = {**given, "after": str(page.next)}
+    return web.page(visit, "audit.html", status, page=page, filters=given, following=following, message=message)
+
+
+ROUTES: Final = (
+    ("/dashboard", ("GET",), dashboard),
+    ("/vulnerability-data", ("GET",), vulnerability_data),
+    ("/audit", ("GET",), audit),
+)
+"""(path, methods, page) of this module."""

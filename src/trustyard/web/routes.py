@@ -1,0 +1,56 @@
+"""The web interface's routes: its static files and every page module's ``ROUTES`` table, bound to one
+``WebInterface`` (no module-level app or globals). ``registry/app.py`` serves them beside ``/v2`` and ``/api/v1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from trustyard.auth.api import ApiError
+from trustyard.web import images, operations, projects, signin
+from trustyard.web.interface import FormError, Visit, WebInterface
+from trustyard.web.session import CsrfError
+
+__all__ = ["PAGES", "PUBLIC", "web_routes"]
+
+STATIC: Final = Path(__file__).parent / "static"
+PageHandler = Callable[[WebInterface, Visit], Awaitable[Response]]
+PUBLIC: Final = signin.ROUTES
+"""Pages anyone may open (signing in and out)."""
+PAGES: Final = (*projects.ROUTES, *images.ROUTES, *operations.ROUTES)
+"""Pages behind sign-in, as the API is: (path, methods, handler)."""
+
+
+def _bind(web: WebInterface, handler: PageHandler, *, public: bool) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint of one page: the visit resolved, visitors who must sign in sent to do so,
+    refusals and CSRF failures as error pages."""
+
+    async def serve(request: Request) -> Response:
+        visit = await web.visit(request)
+        if not public and visit.principal is None:
+            return web.sign_in_first(visit)
+        try:
+            return await handler(web, visit)
+        except FormError as e:
+            return await e.redo(web, visit, status=e.status, message=e.message)
+        except CsrfError as e:
+            return web.error(visit, 403, e.message, "Request refused")
+        except ApiError as e:
+            return web.refused(visit, e)
+
+    return serve
+
+
+def web_routes(web: WebInterface) -> list[BaseRoute]:
+    """Every route of the interface."""
+    found: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
+    for table, public in ((PUBLIC, True), (PAGES, False)):
+        found += [Route(p, _bind(web, handler, public=public), methods=list(m)) for p, m, handler in table]
+    return found
