@@ -41,12 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from trustyard.config import Settings
 from trustyard.db.engine import Database, describe
-from trustyard.db.models import manifest_references, repositories, trust_files
+from trustyard.db.models import manifest_references, repositories
 from trustyard.trust.errors import TrustError
 from trustyard.trust.keys import PublicKey, now_utc
 from trustyard.trust.metadata import (
@@ -79,6 +79,9 @@ __all__ = [
 RELEASES: Final = "targets/releases"
 REPO_ADMIN: Final = "Repo Admin"
 _MAX_CACHED: Final = 4096
+_NEWEST_TIMESTAMP: Final = (
+    "SELECT version, sha256 FROM trust_files WHERE gun = ? AND role = 'timestamp' ORDER BY version DESC LIMIT 1"
+)
 _SHARED: weakref.WeakKeyDictionary[Database, SignedLookup] = weakref.WeakKeyDictionary()
 _SHARED_LOCK: Final = threading.Lock()
 
@@ -289,23 +292,16 @@ class SignedLookup:
 
     # -- per GUN -------------------------------------------------------------------------------------------
     def _heads(self, guns: list[str]) -> dict[str, tuple[int, str]]:
-        """GUN -> (version, sha256) of its newest timestamp, for the GUNs that have one."""
-        newest = (
-            select(trust_files.c.gun, func.max(trust_files.c.version).label("version"))
-            .where(trust_files.c.gun.in_(guns), trust_files.c.role == "timestamp")
-            .group_by(trust_files.c.gun)
-            .subquery()
-        )
-        query = select(trust_files.c.gun, trust_files.c.version, trust_files.c.sha256).join(
-            newest,
-            and_(
-                trust_files.c.gun == newest.c.gun,
-                trust_files.c.role == "timestamp",
-                trust_files.c.version == newest.c.version,
-            ),
-        )
-        with self.db.read() as conn:
-            return {r.gun: (int(r.version), str(r.sha256)) for r in conn.execute(query)}
+        """GUN -> (version, sha256) of its newest timestamp, for the GUNs that have one.
+
+        One lean indexed lookup per GUN (the unique (gun, role, version) index): this runs on every gated pull.
+        """
+        heads: dict[str, tuple[int, str]] = {}
+        for gun in guns:
+            row = self.db.fetch_one(_NEWEST_TIMESTAMP, (gun,))
+            if row is not None:
+                heads[gun] = (int(row[0]), str(row[1]))
+        return heads
 
     def _verify(self, gun: str) -> tuple[int, str, TrustedTargets]:
         # re-sign a timestamp about to expire, as a client's read would; nothing to re-sign, or no key to do it
