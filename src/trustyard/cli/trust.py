@@ -492,7 +492,7 @@ def key_list(fmt: str, trust_dir: Path) -> None:
 @key.command("rotate")
 @click.argument("role", type=click.Choice(["root", "targets", "snapshot", "timestamp"]))
 @click.argument("image")
-@click.option("--server", "server_managed", is_flag=True, help="Let the trust server hold the new key.")
+@click.option("--server-managed", is_flag=True, help="Let the trust server hold the new key (snapshot, timestamp).")
 @pkcs11_options
 @remote_options
 @handle_trust_errors()
@@ -506,7 +506,7 @@ def key_rotate(
 ) -> None:
     """Replace the ROLE key of IMAGE's repository and publish a new root.
 
-    timestamp is always held by the server (--server); snapshot may be (--server); root and targets stay
+    timestamp is always held by the server; snapshot may be (--server-managed); root and targets stay
     with you. Signing needs the current root key; a new root is signed by the old and the new root keys.
     """
     ref = ImageRef.parse(image, need_tag=False)

@@ -258,15 +258,15 @@ class TrustClient:
     def initialize(self, gun: str, *, server_snapshot: bool, choice: KeyChoice = KeyChoice()) -> TrustedChain:
         """Create the trust data of a new GUN: root (an existing root key is reused), targets, snapshot keys."""
         roots = self.keys.find(role="root")
-        root_record = roots[0] if roots else self._new_key("root", "", "root", choice)
+        root_record = roots[-1] if roots else self._new_key("root", "", "root", choice)
         root_signer = self.keys.signer(root_record)
-        targets_record = self._new_key("targets", gun, f"{gun} targets", choice)
+        targets_record = self._new_key("targets", gun, "targets", choice)
         timestamp = self.server_key(gun, "timestamp")
         snapshot: tuple[PublicKey, Signer | None]
         if server_snapshot:
             snapshot = (self.server_key(gun, "snapshot"), None)
         else:
-            record = self._new_key("snapshot", gun, f"{gun} snapshot", KeyChoice())
+            record = self._new_key("snapshot", gun, "snapshot", KeyChoice())
             snapshot = (record.public, self.keys.signer(record))
         files = new_repository(
             root=(root_certificate_key(root_signer, gun), root_signer),
@@ -400,9 +400,11 @@ class TrustClient:
         if root is None:
             raise ChainError("no trusted root")
         if role == "timestamp" and not server:
-            raise TrustClientError("the timestamp key is always held by the trust server: use --server")
+            raise TrustClientError("the timestamp key is always held by the trust server")
         if role in ("root", "targets") and server:
-            raise TrustClientError(f"the {role} key stays with the publisher; --server is for snapshot and timestamp")
+            raise TrustClientError(
+                f"the {role} key stays with the publisher; only snapshot and timestamp go to the server"
+            )
         if role not in ("root", "targets", "snapshot", "timestamp"):
             raise TrustClientError(f"cannot rotate {role!r}: one of root, targets, snapshot, timestamp")
         old_root_signers = self._role_signers(chain, "root")
@@ -417,7 +419,7 @@ class TrustClient:
             new = root_certificate_key(signer, gun)
             extra["root"] = [*old_root_signers, (new.key_id, signer)]
         else:
-            record = self._new_key(role, gun, f"{gun} {role}", choice)
+            record = self._new_key(role, gun, role, choice)
             new = record.public
         old_ids = set(body["roles"][role]["keyids"])
         body["keys"] = {k: v for k, v in body["keys"].items() if k not in old_ids or _used_elsewhere(body, k, role)}

@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets as _random
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import pkcs11
 from cryptography.hazmat.primitives import serialization
@@ -30,7 +32,9 @@ from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from trustyard.trust.signers import GeneratedKey, KeyFileError, Secrets, Signer, notary_key
 
-__all__ = ["DEFAULT_MODULES", "Pkcs11Backend", "Pkcs11Signer", "find_module"]
+__all__ = ["DEFAULT_MODULES", "Pkcs11Backend", "Pkcs11Signer", "find_module", "on_own_thread"]
+
+R = TypeVar("R")
 
 # where the usual PKCS#11 modules are installed on Debian: YubiKey's libykcs11, then SoftHSM2, then OpenSC
 DEFAULT_MODULES: Final = (
@@ -56,6 +60,30 @@ def find_module(module: str | None) -> str:
         f"no PKCS#11 module found (looked for {', '.join(DEFAULT_MODULES)}); "
         f"install one (e.g. the Debian package softhsm2 or ykcs11) or set {MODULE_ENV}"
     )
+
+
+def on_own_thread(work: Callable[[], R]) -> R:
+    """Run ``work`` on a thread of its own and return (or raise) what it did.
+
+    PKCS#11 modules built on OpenSSL (SoftHSM2, OpenSC) leave entries on OpenSSL's error queue, which is
+    per thread; on the caller's thread the next TLS handshake of Python's ``ssl`` would read them and fail
+    ("no such engine"). A throwaway thread keeps them out of the caller's queue.
+    """
+    result: list[R] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as e:  # handed to the caller's thread as it is
+            failure.append(e)
+
+    thread = threading.Thread(target=run, name="pkcs11")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def _token(module: str, label: str) -> pkcs11.Token:
@@ -97,6 +125,9 @@ class Pkcs11Signer:
 
     def sign(self, message: bytes) -> bytes:
         """SHA-256 here, ``CKM_ECDSA`` on the token: raw ``r‖s``."""
+        return on_own_thread(lambda: self._sign(message))
+
+    def _sign(self, message: bytes) -> bytes:
         token = _token(self.module, self.token_label)
         with _open(token, self.token_label, self.secrets) as session:
             try:
@@ -123,6 +154,9 @@ class Pkcs11Backend:
     def generate(self, folder: Path, label: str, options: dict[str, str], secrets: Secrets) -> GeneratedKey:
         """Generate a P-256 key pair on the token, labelled ``label``, with a random 8-byte object ID."""
         del folder
+        return on_own_thread(lambda: self._generate(label, options, secrets))
+
+    def _generate(self, label: str, options: dict[str, str], secrets: Secrets) -> GeneratedKey:
         unknown = set(options) - {"module", "token"}
         if unknown:
             raise KeyFileError(f"PKCS#11 keys take the options module and token, not {', '.join(sorted(unknown))}")
