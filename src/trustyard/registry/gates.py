@@ -97,7 +97,7 @@ class GateContext:
 
 GateFactory = Callable[[GateContext], PullGate]
 
-GATE_MODULES: Final[tuple[str, ...]] = ("trustyard.trust.gate",)
+GATE_MODULES: Final[tuple[str, ...]] = ("trustyard.trust.gate", "trustyard.scan.gate")
 """Modules whose import registers a gate, in the order their gates are asked."""
 
 _FACTORIES: dict[str, GateFactory] = {}

@@ -1,0 +1,177 @@
+"""The vulnerability pull gate: a project can refuse pulls of images with findings at or above a severity, and
+of images not scanned yet (``auth.model.ProjectPolicy``: ``block_severity``, ``block_unscanned``, ``allowlist``).
+
+On a manifest GET in such a project (``registry.gates`` asks), the gate reads what the background scanner stored
+for the digest (``registry.jobs``: no layer is read, the answer costs two indexed rows):
+- not indexed yet (queued, running, failed, never queued) or matched without vulnerability data: "unscanned",
+  refused when ``block_unscanned`` says so, else let through (the severity cannot be judged yet);
+- an artifact the scanner skips (signatures, SBOMs, VEX documents): never refused, it is not an image;
+- else the stored findings, with the OpenVEX documents attached to the image as referrers
+  (``artifactType: application/openvex+json``, the documents as layers) applied as ``trustyard scan --vex``
+  applies them (``not_affected``/``fixed`` take a finding out of the count), then the project's allowlist
+  (an entry names any ID or alias; expired entries are ignored). What is left at or above the threshold is
+  refused with the OCI ``DENIED`` error naming the worst findings (up to five) and how many there are.
+
+A VEX document that cannot be read is ignored with a log line rather than refusing: it can only lift findings,
+so ignoring it is the strict reading. Data the gate cannot read at all (the database) refuses (fail closed).
+
+Not here: the registry's door (``registry.gates``, its routes), matching (``scan.pipeline``), the allowlist's
+storage (``auth``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from trustyard.auth.model import ProjectPolicy
+from trustyard.auth.policy import project_of
+from trustyard.errors import TrustyardError
+from trustyard.registry.gates import GateContext, Pull, Refusal, register
+from trustyard.registry.jobs import JobStatus, ScanJobs
+from trustyard.registry.service import RegistryService
+from trustyard.scan.findings import Finding, FindingStatus, Level
+from trustyard.scan.model import Component, ComponentType
+from trustyard.scan.vex import VexError, VexStatement, apply, parse_openvex
+
+__all__ = ["NAME", "VEX_ARTIFACT_TYPE", "VulnerabilityGate"]
+
+NAME: Final = "vulnerabilities"
+VEX_ARTIFACT_TYPE: Final = "application/openvex+json"
+"""Referrers of this artifact type carry OpenVEX documents about the image they name."""
+MAX_VEX_BYTES: Final = 1024 * 1024
+SHOWN: Final = 5
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """A finding that still counts, as the refusal names it."""
+
+    id: str
+    severity: Level
+    package: str
+    version: str
+    fixed: tuple[str, ...]
+
+    def describe(self) -> str:
+        fix = f", fixed in {self.fixed[0]}" if self.fixed else ""
+        return f"{self.id} ({self.severity.value}, {self.package} {self.version}{fix})"
+
+
+def _finding(data: dict[str, Any]) -> Finding:
+    """A stored finding (``vulnreport.finding_dict``) back as a ``Finding``, as far as VEX and the gate need it."""
+    package = data["package"]
+    component = Component(ComponentType(package["type"]), package["name"], package["version"], purl=package.get("purl"))
+    return Finding(
+        id=data["id"],
+        aliases=tuple(data.get("aliases", ())),
+        component=component,
+        package=data.get("matched_package") or package["name"],
+        version=data.get("installed_version") or package["version"],
+        fixed_versions=tuple(data.get("fixed_versions", ())),
+        status=FindingStatus(data.get("status", "affected")),
+        severity=Level(data.get("severity", "unknown")),
+        ratings=(),
+        summary=data.get("summary", ""),
+        references=(),
+        sources=(),
+    )
+
+
+@register(NAME)
+class VulnerabilityGate:
+    """Refuses pulls of images with findings at or above the project's threshold, or not scanned when required."""
+
+    name = NAME
+
+    def __init__(self, context: GateContext) -> None:
+        self.registry: RegistryService = context.registry
+        self.jobs = ScanJobs(context.registry.db)
+
+    def applies(self, policy: ProjectPolicy) -> bool:
+        """Projects with a severity threshold or that refuse unscanned images."""
+        return policy.block_severity is not None or policy.block_unscanned
+
+    def check(self, pull: Pull) -> Refusal | None:
+        """``None`` to serve the manifest, else the refusal naming the worst findings (or the missing scan)."""
+        policy = pull.policy
+        project = project_of(pull.repository)
+        report = self.jobs.report(pull.digest)
+        if report is None:
+            state = self.jobs.state(pull.digest)
+            if state is not None and state.status is JobStatus.SKIPPED:
+                return None  # an artifact, not an image
+            if not policy.block_unscanned:
+                return None
+            status = state.status.value if state is not None else "not queued"
+            reason = f": {state.error}" if state is not None and state.error else ""
+            return Refusal(
+                self.name,
+                f"project {project!r} refuses images not scanned yet, and {pull.repository}@{pull.digest} is"
+                f" {status}{reason}; pull again when its scan is done",
+                {"digest": pull.digest, "scan_status": status},
+            )
+        document = json.loads(report.findings)
+        if document.get("status") != "ok":
+            if not policy.block_unscanned:
+                return None
+            return Refusal(
+                self.name,
+                f"project {project!r} refuses images not scanned yet, and {pull.repository}@{pull.digest} was"
+                f" matched without vulnerability data ({document.get('reason') or 'no data'})",
+                {"digest": pull.digest, "scan_status": "no data"},
+            )
+        if policy.block_severity is None:
+            return None
+        counted = self._counted(pull, policy, [_finding(f) for f in document.get("findings", [])])
+        if not counted:
+            return None
+        counted.sort(key=lambda c: (-c.severity.rank, c.id, c.package))
+        shown = "; ".join(c.describe() for c in counted[:SHOWN])
+        more = f" and {len(counted) - SHOWN} more" if len(counted) > SHOWN else ""
+        return Refusal(
+            self.name,
+            f"project {project!r} refuses images with {policy.block_severity} or worse findings:"
+            f" {pull.repository}@{pull.digest} has {len(counted)}: {shown}{more}",
+            {
+                "digest": pull.digest,
+                "threshold": policy.block_severity,
+                "findings": [{"id": c.id, "severity": c.severity.value, "package": c.package} for c in counted[:50]],
+            },
+        )
+
+    def _counted(self, pull: Pull, policy: ProjectPolicy, findings: Sequence[Finding]) -> list[_Counted]:
+        assert policy.block_severity is not None
+        threshold = Level(policy.block_severity)
+        now = time.time()
+        applied = apply(findings, statements=self._vex(pull), image_digest=pull.digest).findings
+        return [
+            _Counted(f.id, f.severity, f.package, f.version, f.fixed_versions)
+            for f in applied
+            if f.severity.at_least(threshold) and not f.is_suppressed and not policy.accepted(f.ids, now)
+        ]
+
+    def _vex(self, pull: Pull) -> list[VexStatement]:
+        """The statements of the OpenVEX documents attached to the image (unreadable ones are skipped)."""
+        statements: list[VexStatement] = []
+        try:
+            index = json.loads(self.registry.referrers(pull.repository, pull.digest, VEX_ARTIFACT_TYPE))
+            for descriptor in index.get("manifests", []):
+                manifest = json.loads(self.registry.get_manifest(pull.repository, descriptor["digest"]).body)
+                for layer in manifest.get("layers", []):
+                    if layer.get("size", MAX_VEX_BYTES + 1) > MAX_VEX_BYTES:
+                        continue
+                    body = b"".join(self.registry.read_blob(pull.repository, layer["digest"], 0, layer["size"]))
+                    origin = f"{pull.repository}@{descriptor['digest']}"
+                    try:
+                        statements += parse_openvex(body, origin)
+                    except VexError as e:
+                        log.warning("VEX referrer ignored: %s", e.message)
+        except (TrustyardError, ValueError, KeyError, TypeError, AttributeError) as e:
+            log.warning("VEX referrers of %s@%s not read: %s", pull.repository, pull.digest, e)
+        return statements
