@@ -55,8 +55,8 @@ if TYPE_CHECKING:  # the indexer imports this module; its types are needed here 
 
 _log = logging.getLogger(__name__)
 
-FORMAT_VERSION: Final = 1
-"""Bumped whenever what ``Layer`` holds, or how it is written here, changes."""
+FORMAT_VERSION: Final = 2
+"""Bumped whenever what ``Layer`` holds, or how it is written here, changes (2: extractors' summaries packed)."""
 
 REPORT_FORMAT: Final = 1
 """Bumped whenever what a cached report holds, or how the indexer derives it from the layers, changes."""

@@ -7,9 +7,10 @@ and arch, reported without interruption since), so a package installed in the ba
 layer even when an upper layer rewrites the database to add others. Running analyzers per layer is also
 what gives a per-layer inventory.
 
-Analyzers of large files (Go binaries, Java archives) are ``Extractor``s: the walker keeps their summary of
-a file, not the file, when no other analyzer wants the same path (``reduce``); otherwise the whole file is
-kept and the extractor's ``extract`` runs on it just before ``analyze`` (``_inputs``).
+Analyzers of large files (Go binaries, Java archives, ELF files for the binary classifiers) are
+``Extractor``s: the walker keeps their summaries of a file, not the file, when only extractors want the path
+(``reduce``; several summaries are packed into one value); otherwise the whole file is kept and each
+extractor's ``extract`` runs on it just before ``analyze`` (``_inputs``).
 
 A package database an analyzer cannot read is a warning in the report, not the end of the scan: the other
 analyzers' results still stand. Layer and source errors end the scan (``ScanError``).
@@ -31,13 +32,14 @@ import gc
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Final, Protocol
 
 from trustyard.oci.digest import Digest
 from trustyard.scan.analyzers import ANALYZERS, Analyzer, registry
 from trustyard.scan.analyzers.base import Extractor
 from trustyard.scan.cache import UNREADABLE, LayerCache, ReportCache, decode_report, encode_report, fingerprint
-from trustyard.scan.errors import ScanError
+from trustyard.scan.errors import PackageDatabaseError, ScanError
+from trustyard.scan.identify import owned_paths, unowned_files, without_owned
 from trustyard.scan.image import ImageFile, ImageView
 from trustyard.scan.layers import Layer, LayerLimits
 from trustyard.scan.model import Component
@@ -92,6 +94,53 @@ class _Quiet:
         pass
 
 
+_PACKED: Final = b"\0trustyard-summaries\0"
+
+
+def pack(summaries: Mapping[str, bytes]) -> bytes:
+    """Extractors' summaries of one file as one value: a marker, then ``NAME NUL LENGTH NUL BYTES`` repeated.
+
+    The marker tells a pack from a whole file kept because a non-extractor wanted it too (a file that merely
+    starts with the marker is not a valid pack and is then treated as a file: ``_inputs``).
+    """
+    return _PACKED + b"".join(b"%s\0%d\0%s" % (name.encode(), len(data), data) for name, data in summaries.items())
+
+
+def is_packed(data: bytes) -> bool:
+    """Whether ``data`` is what ``pack`` wrote (or a file pretending to be)."""
+    return data.startswith(_PACKED)
+
+
+def unpack(packed: bytes) -> dict[str, bytes]:
+    """The summaries ``pack`` joined; ``PackageDatabaseError`` for bytes it did not write."""
+    found: dict[str, bytes] = {}
+    at = len(_PACKED)
+    try:
+        if not packed.startswith(_PACKED):
+            raise ValueError("no marker")
+        while at < len(packed):
+            name_end = packed.index(b"\0", at)
+            size_end = packed.index(b"\0", name_end + 1)
+            size = int(packed[name_end + 1 : size_end])
+            if size < 0 or size_end + 1 + size > len(packed):
+                raise ValueError("summary runs past the end")
+            found[packed[at:name_end].decode()] = packed[size_end + 1 : size_end + 1 + size]
+            at = size_end + 1 + size
+    except ValueError as e:
+        raise PackageDatabaseError(f"unreadable packed summaries: {e}") from e
+    return found
+
+
+def _own_summary(extractor: Extractor, path: str, data: bytes) -> bytes | None:
+    """``extractor``'s summary in a pack, or of a whole file (also one that merely starts like a pack)."""
+    if is_packed(data):
+        try:
+            return unpack(data).get(extractor.name)
+        except PackageDatabaseError:
+            pass
+    return extractor.extract(path, data)
+
+
 class Indexer:
     """Runs a set of analyzers over an image source within the given layer limits, with an optional cache."""
 
@@ -111,17 +160,38 @@ class Indexer:
         """Whether any analyzer wants the file at ``path``."""
         return any(a.wants(path) for a in self._analyzers)
 
-    def _sole_extractor(self, path: str) -> Extractor | None:
-        """The extractor whose summary is kept for ``path``: the only analyzer that wants it, if it extracts."""
+    def _extractors_of(self, path: str) -> tuple[Extractor, ...] | None:
+        """The extractors whose summaries are kept for ``path``: all that want it, if every one that does extracts."""
         wanting = [a for a in self._analyzers if a.wants(path)]
-        if len(wanting) == 1 and isinstance(wanting[0], Extractor):
-            return wanting[0]
-        return None
+        if not wanting or not all(isinstance(a, Extractor) for a in wanting):
+            return None
+        return tuple(a for a in wanting if isinstance(a, Extractor))
 
     def reduce(self, path: str, data: bytes) -> bytes | None:
-        """What the walker keeps of a wanted file: an extractor's summary when it alone wants the file."""
-        extractor = self._sole_extractor(path)
-        return data if extractor is None else extractor.extract(path, data)
+        """What the walker keeps of a wanted file: the summaries of the extractors when only extractors want it.
+
+        The summaries are packed together under their extractors' names (a binary is wanted by the Go and the
+        binary analyzers), so that whoever reads the value later, at this path or at a hard link to it, takes
+        its own. A sole extractor's error on the file propagates (the walker makes it a warning of the layer);
+        with several, the one that fails is left out of the pack with a logged warning, so that it does not
+        cost the others their summaries.
+        """
+        extractors = self._extractors_of(path)
+        if extractors is None:
+            return data
+        if len(extractors) == 1:
+            summary = extractors[0].extract(path, data)
+            return None if summary is None else pack({extractors[0].name: summary})
+        kept: dict[str, bytes] = {}
+        for extractor in extractors:
+            try:
+                summary = extractor.extract(path, data)
+            except ScanError as e:
+                _log.warning("%s: %s: %s", path, extractor.name, e.message)
+                continue
+            if summary is not None:
+                kept[extractor.name] = summary
+        return pack(kept) if kept else None
 
     def _layer(self, source: ImageSource, ref: LayerRef) -> tuple[Layer, bool]:
         """The layer from the cache when its digest is known and cached, else read (and then cached)."""
@@ -149,9 +219,9 @@ class Indexer:
                     observer.layer_started(ref, len(refs))
                     observer.layer_done(summary)
                 return hit
-        report = self._index_layers(source, refs, observer)
+        report, unowned = self._index_layers(source, refs, observer)
         if reports is not None:
-            reports.put_report(key, self._fingerprint, encode_report(report, keys, ()))
+            reports.put_report(key, self._fingerprint, encode_report(report, keys, unowned))
         return report
 
     def _cached_report(self, reports: ReportCache, key: Digest, name: str, keys: list[str]) -> IndexReport | None:
@@ -171,7 +241,10 @@ class Indexer:
                 gc.enable()
         return None if decoded is None else decoded[0]
 
-    def _index_layers(self, source: ImageSource, refs: Sequence[LayerRef], observer: IndexObserver) -> IndexReport:
+    def _index_layers(
+        self, source: ImageSource, refs: Sequence[LayerRef], observer: IndexObserver
+    ) -> tuple[IndexReport, tuple[int, ...]]:
+        """The report from the layers themselves, and the positions of its files that no package owns."""
         view = ImageView()
         current: dict[str, tuple[Component, ...]] = {a.name: () for a in self._analyzers}
         summaries: list[LayerSummary] = []
@@ -205,14 +278,18 @@ class Indexer:
             )
             summaries.append(summary)
             observer.layer_done(summary)
-        return IndexReport(
+        components = tuple(c for a in self._analyzers for c in current[a.name])
+        owned = owned_paths(components, view)
+        files = tuple(view.regular_files())
+        report = IndexReport(
             source=source.name,
             manifest_digest=source.manifest_digest,
-            layers=tuple(summaries),
-            components=tuple(c for a in self._analyzers for c in current[a.name]),
-            files=tuple(view.regular_files()),
+            layers=tuple(replace(s, components=without_owned(s.components, owned)) for s in summaries),
+            components=without_owned(components, owned),
+            files=files,
             warnings=tuple(warnings),
         )
+        return report, unowned_files(files, owned)
 
     def _inputs(self, analyzer: Analyzer, view: ImageView) -> Mapping[str, bytes]:
         """The files ``analyzer`` wants as they are now; for an extractor, their summaries."""
@@ -221,7 +298,7 @@ class Indexer:
             return files
         summaries: dict[str, bytes] = {}
         for path, data in files.items():
-            summary = data if self._sole_extractor(path) is analyzer else analyzer.extract(path, data)
+            summary = _own_summary(analyzer, path, data)
             if summary is not None:
                 summaries[path] = summary
         return summaries

@@ -24,6 +24,8 @@ class ComponentType(StrEnum):
     NPM = "npm"
     GOLANG = "golang"
     MAVEN = "maven"
+    GENERIC = "generic"
+    """Software found by its bytes (a binary signature) rather than a package manager's record."""
 
 
 class PackageFile(NamedTuple):

@@ -12,6 +12,7 @@ from typing import Final
 
 from trustyard.scan.analyzers.apk import ApkAnalyzer
 from trustyard.scan.analyzers.base import Analyzer
+from trustyard.scan.analyzers.binary import BinaryAnalyzer
 from trustyard.scan.analyzers.dpkg import DpkgAnalyzer
 from trustyard.scan.analyzers.go import GoBinaryAnalyzer
 from trustyard.scan.analyzers.java import JavaArchiveAnalyzer
@@ -41,6 +42,7 @@ ANALYZERS: Final[tuple[Analyzer, ...]] = (
     GoBinaryAnalyzer(),
     NpmAnalyzer(),
     JavaArchiveAnalyzer(),
+    BinaryAnalyzer(),
 )
 registry(ANALYZERS)
 
@@ -48,6 +50,7 @@ __all__ = [
     "ANALYZERS",
     "Analyzer",
     "ApkAnalyzer",
+    "BinaryAnalyzer",
     "DpkgAnalyzer",
     "GoBinaryAnalyzer",
     "JavaArchiveAnalyzer",

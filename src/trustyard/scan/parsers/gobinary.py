@@ -53,14 +53,16 @@ class GoBuildInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class _Section:
+class ElfSection:
+    """One ELF section header: its name, load address, file offset and size (the binary classifiers use it too)."""
+
     name: str
     addr: int
     offset: int
     size: int
 
 
-def _sections(data: bytes) -> list[_Section]:
+def elf_sections(data: bytes) -> list[ElfSection]:
     """The ELF section headers (empty when there are none or they are unreadable)."""
     if len(data) < 64 or not data.startswith(_ELF) or data[4] not in (1, 2) or data[5] not in (1, 2):
         return []
@@ -78,7 +80,7 @@ def _sections(data: bytes) -> list[_Section]:
         for i in range(min(shnum, 4096)):
             name, _kind, _flags, addr, offset, size = struct.unpack_from(layout, data, shoff + i * shentsize)
             raw.append((name, addr, offset, size))
-    except struct.error:
+    except (struct.error, OverflowError):  # an offset past what the platform can index is not a table
         return []
     if not raw or shstrndx >= len(raw):
         return []
@@ -87,7 +89,7 @@ def _sections(data: bytes) -> list[_Section]:
     for name, addr, offset, size in raw:
         start = strtab + name
         end = data.find(b"\0", start, start + 256)
-        sections.append(_Section(data[start:end].decode("latin-1") if end > 0 else "", addr, offset, size))
+        sections.append(ElfSection(data[start:end].decode("latin-1") if end > 0 else "", addr, offset, size))
     return sections
 
 
@@ -115,7 +117,7 @@ def _inline_strings(block: bytes) -> tuple[str, str]:
     return found[0], found[1]
 
 
-def _pointer_strings(data: bytes, block: bytes, sections: list[_Section]) -> tuple[str, str]:
+def _pointer_strings(data: bytes, block: bytes, sections: list[ElfSection]) -> tuple[str, str]:
     """Go < 1.18: two pointers to string headers, read through the sections that map those addresses."""
     size = block[14]
     if size not in (4, 8):
@@ -145,7 +147,7 @@ def read_build_info(data: bytes) -> GoBuildInfo | None:
     """The build information of an ELF Go binary; ``None`` for anything that is not one."""
     if not data.startswith(_ELF):
         return None
-    sections = _sections(data)
+    sections = elf_sections(data)
     section = next((s for s in sections if s.name == ".go.buildinfo"), None)
     if section is not None and data[section.offset : section.offset + len(MAGIC)] == MAGIC:
         start = section.offset
