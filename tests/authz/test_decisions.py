@@ -281,3 +281,18 @@ def test_http_edge_speaks_the_plugin_protocol() -> None:
     assert refused.status_code == 200 and refused.json()["Allow"] is False and "[5.5]" in refused.json()["Msg"]
     assert response.json() == {"Allow": True, "Msg": "", "Err": ""}
     assert oversized.json()["Allow"] is False
+
+
+RECORDED = Path(__file__).parents[1] / "assets/authz/dockerd-20.10"
+
+
+def test_recorded_dockerd_session_decides_as_it_did() -> None:
+    """The real engine's messages of one session (README there), replayed under the default policy."""
+    expected = json.loads((RECORDED / "expected.json").read_text())
+    authz = Authorizer()
+    decided = {}
+    for path in sorted(RECORDED.glob("0*.json")):
+        decision = authz.request(path.read_bytes())
+        decided[path.name] = {"allow": decision.allow, "rules": list(decision.rules)}
+    assert decided == expected
+    assert sum(not d["allow"] for d in decided.values()) == 6

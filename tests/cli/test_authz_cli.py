@@ -67,7 +67,7 @@ def test_serve_writes_spec_answers_and_cleans_up(tmp_path: Path) -> None:
     sock_path, plugins = run / "p.sock", tmp_path / "plugins"
     proc = subprocess.Popen(
         [sys.executable, "-m", "trustyard", "authz", "serve", "--socket", str(sock_path), "--name", "t1",
-         "--plugin-dir", str(plugins)],
+         "--plugin-dir", str(plugins), "--record", str(tmp_path / "recorded")],
         stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -95,6 +95,8 @@ def test_serve_writes_spec_answers_and_cleans_up(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert not spec.exists() and not sock_path.exists()
     assert b'"allow":false' in err and b'"rules":["5.4","5.5"' in err  # the audit line on stderr
+    (recorded,) = (tmp_path / "recorded").iterdir()  # the message as received, replayable with `authz test`
+    assert recorded.name == "0001-POST-v1-41-containers-create.json" and recorded.read_bytes() == body
 
 
 IMAGE_POLICY = '[images]\nallowed_registries = ["127.0.0.1:5000"]\nrequire_signed = true\nmax_severity = "high"\n'

@@ -13,7 +13,10 @@ Not here: decisions (``service.py``), command-line options (``cli/authz.py``).
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -36,15 +39,23 @@ from trustyard.authz.wire import MAX_ENVELOPE, PLUGIN_CONTENT_TYPE
 SD_LISTEN_FDS_START: Final = 3
 
 
-def create_app(authorizer: Authorizer) -> Starlette:
-    """The plugin's ASGI app; ``authorizer`` decides, the app only moves bytes."""
+def create_app(authorizer: Authorizer, *, record: Path | None = None) -> Starlette:
+    """The plugin's ASGI app; ``authorizer`` decides, the app only moves bytes.
+
+    ``record``: also write every ``AuthZReq`` message, as received, to a numbered file in this folder, for
+    ``trustyard authz test`` and the benchmark (bodies may hold secrets such as environment variables).
+    """
+    recorded = itertools.count(1)
 
     async def activate(_request: Request) -> JSONResponse:
         return JSONResponse({"Implements": ["authz"]}, media_type=PLUGIN_CONTENT_TYPE)
 
     async def authz_request(request: Request) -> JSONResponse:
         # a thread: the image rules may wait on trustyard (up to its timeout); other requests must not queue behind
-        decision = await run_in_threadpool(authorizer.request, await _read(request))
+        message = await _read(request)
+        if record is not None:
+            await run_in_threadpool(_record, record, next(recorded), message)
+        decision = await run_in_threadpool(authorizer.request, message)
         return JSONResponse(decision.to_wire(), media_type=PLUGIN_CONTENT_TYPE)
 
     async def authz_response(request: Request) -> JSONResponse:
@@ -70,6 +81,16 @@ async def _read(request: Request) -> bytes:
         if size > MAX_ENVELOPE:
             break
     return b"".join(chunks)[: MAX_ENVELOPE + 1]
+
+
+def _record(folder: Path, number: int, message: bytes) -> None:
+    try:
+        envelope = json.loads(message)
+        name = f"{envelope.get('RequestMethod', '')}{envelope.get('RequestUri', '')}".partition("?")[0]
+    except (ValueError, AttributeError):
+        name = "unreadable"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", re.sub(r"[0-9a-f]{20,}", "ID", name)).strip("-")[:80] or "request"
+    (folder / f"{number:04d}-{slug}.json").write_bytes(message)
 
 
 def inherited_socket(environ: dict[str, str] | None = None) -> socket.socket | None:
@@ -131,7 +152,7 @@ def spec_file(plugin_dir: Path, name: str, socket_path: Path) -> Iterator[Path]:
                 spec.unlink()
 
 
-def serve(authorizer: Authorizer, sock: socket.socket) -> None:
+def serve(authorizer: Authorizer, sock: socket.socket, *, record: Path | None = None) -> None:
     """Answer the engine on ``sock`` until SIGTERM or SIGINT, then return normally.
 
     uvicorn re-raises the stop signal once it has shut down; with the default handler that would kill the
@@ -140,7 +161,11 @@ def serve(authorizer: Authorizer, sock: socket.socket) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
     config = uvicorn.Config(
-        create_app(authorizer), log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+        create_app(authorizer, record=record),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run(sockets=[sock])
 

@@ -87,6 +87,11 @@ def _policy(path: Path | None, registry_url: str | None = None, credentials: Pat
 @click.option(
     "--audit-log", type=click.Path(dir_okay=False, path_type=Path), help="Also append decisions here (JSON lines)."
 )
+@click.option(
+    "--record",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also save every AuthZReq message to this folder (replay with `authz test`; bodies may hold secrets).",
+)
 @_REGISTRY_URL
 @_CREDENTIALS
 @handle_errors
@@ -96,10 +101,16 @@ def serve_command(
     name: str,
     plugin_dir: Path,
     audit_log: Path | None,
+    record: Path | None,
     registry_url: str | None,
     credentials_file: Path | None,
 ) -> None:
     """Answer dockerd's authorization requests until SIGTERM."""
+    if record is not None:
+        try:
+            record.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise AuthzError(f"cannot create {record}: {e.strerror or e}") from e
     policy = _policy(policy_file, registry_url, credentials_file)
     authorizer = Authorizer(policy, audit=logging.getLogger(AUDIT_LOGGER))  # reads the credentials: fail early
     audit = logging.getLogger(AUDIT_LOGGER)
@@ -125,7 +136,7 @@ def serve_command(
             click.echo(
                 f"trustyard authz: plugin {name} on {listening} (spec {spec}), policy: {policy.source}", err=True
             )
-            serve(authorizer, sock)
+            serve(authorizer, sock, record=record)
     finally:
         sock.close()
         if listening == socket_path and socket_path.is_socket():
