@@ -108,11 +108,17 @@ def _sorted_findings(findings: FindingsOut) -> list[dict[str, Any]]:
 
 
 async def repository(web: WebInterface, visit: Visit) -> Response:
-    """A repository's tags: digest, platforms, size, push time and pusher, scan summary, pull commands."""
+    """A repository's tags: digest, platforms, size, push time and pusher, signed or not and by whom (the
+    verdict endpoint's answer, with whether the registry lets it be pulled now), scan summary, pull commands."""
     name = visit.request.path_params["name"]
     found = await web.call(visit, api.list_repository_tags, NoBody(), name=name)
+    verdicts = {}
+    for tag in found.tags:
+        verdicts[tag.name] = await web.call(visit, api.get_verdict, NoBody(), name=name, reference=tag.name)
     project = name.split("/", 1)[0]
-    return web.page(visit, "repository.html", repository=found, project=project, severities=SEVERITIES)
+    return web.page(
+        visit, "repository.html", repository=found, project=project, severities=SEVERITIES, verdicts=verdicts
+    )
 
 
 async def _optional(visit: Visit, web: WebInterface, handler: Any, name: str, digest: str) -> Any:
