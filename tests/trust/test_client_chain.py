@@ -12,15 +12,21 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from interop.notary_client import Notary, client, make_delegation, running_trustyard
+from interop.servers import TrustyardServer
+from trustyard.trust.client import TrustClient
 from trustyard.trust.client_chain import ChainError, TrustedChain
+from trustyard.trust.client_http import HttpSession
+from trustyard.trust.keyfiles import KeyStore
 from trustyard.trust.metadata import FileMeta, Snapshot
 
 GUN = "library/chain"
@@ -39,6 +45,7 @@ class Recorded:
     rotated: Files
     rotated_twice: Files
     other: Files
+    server: TrustyardServer
 
 
 def _cached(notary: Notary, gun: str) -> Files:
@@ -93,7 +100,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         notary.run("add", OTHER, "v1", str(payload))
         notary.run("publish", OTHER)
         notary.run("list", OTHER)
-        yield Recorded(first, second, rotated, rotated_twice, _cached(notary, OTHER))
+        yield Recorded(first, second, rotated, rotated_twice, _cached(notary, OTHER), server)
 
 
 def _now() -> datetime:
@@ -258,3 +265,45 @@ def test_a_snapshot_from_another_moment_is_refused(recorded: Recorded) -> None:
     rotated.load_timestamp(recorded.second["timestamp"])
     with pytest.raises(ChainError, match="lists another root than the trusted one"):
         rotated.load_snapshot(recorded.second["snapshot"])
+
+
+class _NoSecrets:
+    def passphrase(self, what: str, *, confirm: bool) -> str:
+        raise AssertionError(f"reading needs no passphrase ({what}, {confirm})")
+
+    def pin(self, token: str) -> str:
+        raise AssertionError(f"reading needs no PIN ({token})")
+
+
+def _trust_client(server: TrustyardServer, trust_dir: Path) -> TrustClient:
+    assert server.tls is not None and server.credentials is not None
+    verify = ssl.create_default_context(cafile=str(server.tls[2]))
+    session = HttpSession(server.url, credentials=server.credentials, verify=verify)
+    return TrustClient(trust_dir=trust_dir, session=session, keys=KeyStore(trust_dir, _NoSecrets()))
+
+
+def test_the_client_pins_what_it_verified_and_refuses_a_server_that_goes_back(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    trust = _trust_client(recorded.server, tmp_path)
+    try:
+        chain = trust.update(GUN)  # trust on first use, over HTTPS with a token for repository:<gun>:pull
+        assert {t.name for t in chain.signed_targets()} == {"v1", "v2", "v3"}
+        pinned = tmp_path / "tuf" / "library%2Fchain" / "metadata"
+        assert (pinned / "root.json").read_bytes() == recorded.rotated_twice["root"]
+        assert (pinned / "targets" / "releases.json").is_file()
+
+        # the client saw a newer timestamp than the server now serves (a replay, or a server rolled back)
+        seen = json.loads((pinned / "timestamp.json").read_bytes())
+        served = seen["signed"]["version"]
+        seen["signed"]["version"] = served + 5
+        (pinned / "timestamp.json").write_text(json.dumps(seen))
+        with pytest.raises(ChainError, match=f"timestamp version {served} is lower than current version {served + 5}"):
+            trust.update(GUN)
+
+        # a pinned root of another repository: the server's root is not a rotation of it
+        (pinned / "root.json").write_bytes(recorded.other["root"])
+        with pytest.raises(ChainError, match=f"is for '{OTHER}'"):
+            trust.update(GUN)
+    finally:
+        trust.session.close()

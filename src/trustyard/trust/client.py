@@ -197,9 +197,13 @@ class TrustClient:
             content=body,
         )
         if response.status_code != 200:
-            raise TransportError(
-                f"the trust server refused the update of {gun} ({response.status_code}): {error_message(response)}"
-            )
+            message = error_message(response)
+            if "does not hold current snapshot key" in message:
+                message += (
+                    " (the snapshot key is held by whoever created the repository's trust data; they can hand it to"
+                    " the server: trustyard trust key rotate snapshot IMAGE --server-managed)"
+                )
+            raise TransportError(f"the trust server refused the update of {gun} ({response.status_code}): {message}")
 
     def server_key(self, gun: str, role: str, *, rotate: bool = False) -> PublicKey:
         """The server-held key of ``role`` (timestamp, snapshot); ``rotate`` asks for a new one (scope ``*``)."""
