@@ -104,7 +104,16 @@ def parse_archive(data: bytes, path: str, depth: int = 0) -> list[JavaArchive]:
                 if info.file_size > MAX_NESTED_SIZE:
                     raise JavaArchiveError(f"{path}!/{name}: nested archive of {info.file_size} bytes")
                 nested += parse_archive(archive.read(info), f"{path}!/{name}", depth + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        ValueError,  # a corrupt directory: negative offsets, names that are not the UTF-8 they claim (fuzz-found)
+        RuntimeError,  # an encrypted member: zipfile wants a password
+    ) as e:
         raise JavaArchiveError(f"{path}: not a readable Java archive: {e}") from e
     own = JavaArchive(path, hashlib.sha1(data, usedforsecurity=False).hexdigest(), tuple(poms), manifest)
     return [own, *nested]

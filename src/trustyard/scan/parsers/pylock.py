@@ -43,7 +43,7 @@ class LockedPackage:
 def _toml(data: bytes, where: str) -> dict[str, Any]:
     try:
         return tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:  # tomllib recurses per nesting
         raise PythonLockError(f"{where}: not TOML: {e}") from e
 
 
