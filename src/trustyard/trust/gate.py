@@ -69,9 +69,14 @@ class TrustGate:
                 judged = self.lookup.judge_digest(repository, reference)
                 current = reference
             else:
-                record = self.meta.resolve_tag(repository, reference)
-                current = record.digest if record is not None else pull.digest
+                current = pull.digest
                 judged = self.lookup.judge_tag(repository, reference, current)
+                if not judged.signed and judged.signed_digest is not None:
+                    # an old client is served the platform image of a tagged index: judge what the tag names
+                    record = self.meta.resolve_tag(repository, reference)
+                    if record is not None and record.digest != current:
+                        current = record.digest
+                        judged = self.lookup.judge_tag(repository, reference, current)
         except TrustError as e:
             message = f"content trust is required in project {project_of(repository)!r}, and {e.message}"
             return Refusal(self.name, message, {"reference": reference})

@@ -18,7 +18,8 @@ delegations in walk order; its signers are every role that signs that same diges
 inspect`` names them (``Repo Admin`` for ``targets``, the delegation's name without ``targets/`` otherwise).
 
 ``SignedLookup`` caches each GUN's verified result under the (version, SHA-256) of its newest timestamp,
-which every update and every re-signing changes, so a pull costs one indexed query while nothing changed.
+which every update and every re-signing changes, and each repository's result under the newest change-feed
+id of its GUNs, so a pull costs one indexed query while nothing changed.
 
 A repository's trust data may sit under several GUNs: the repository name itself (the ``notary`` CLI,
 ``trustyard trust``) and ``<host>/<repository>`` for each host this registry is reached by (Docker Content
@@ -79,6 +80,7 @@ __all__ = [
 RELEASES: Final = "targets/releases"
 REPO_ADMIN: Final = "Repo Admin"
 _MAX_CACHED: Final = 4096
+_NEWEST_CHANGE: Final = "SELECT max(id) FROM trust_changes WHERE gun IN ({})"
 _NEWEST_TIMESTAMP: Final = (
     "SELECT version, sha256 FROM trust_files WHERE gun = ? AND role = 'timestamp' ORDER BY version DESC LIMIT 1"
 )
@@ -265,6 +267,7 @@ class SignedLookup:
         self.max_cached = max_cached
         self._store = TrustStore(db)
         self._cache: OrderedDict[str, tuple[int, str, TrustedTargets]] = OrderedDict()
+        self._repositories: OrderedDict[tuple[str, ...], tuple[int, list[TrustedTargets]]] = OrderedDict()
         self._lock = threading.Lock()
         self.verifications = 0
         """How many times a chain was verified (not served from the cache): for tests and benchmarks."""
@@ -352,8 +355,30 @@ class SignedLookup:
 
     # -- per repository ------------------------------------------------------------------------------------
     def targets(self, repository: str, extra_hosts: Collection[str] = ()) -> list[TrustedTargets]:
-        """The verified targets of every GUN that speaks for ``repository`` and has trust data."""
-        return self.trusted(gun_candidates(repository, self.hosts | frozenset(extra_hosts)))
+        """The verified targets of every GUN that speaks for ``repository`` and has trust data.
+
+        Remembered per candidate set under the newest change-feed id of those GUNs (every update, re-signing
+        and deletion appends one), so a pull while nothing changed costs one indexed query.
+        """
+        guns = gun_candidates(repository, self.hosts | frozenset(extra_hosts))
+        key = tuple(guns)
+        try:
+            row = self.db.fetch_one(_NEWEST_CHANGE.format(", ".join("?" * len(guns))), guns)
+        except SQLAlchemyError as e:
+            raise UntrustedError(f"the trust data cannot be read: {describe(e)}") from e
+        stamp = int(row[0]) if row is not None and row[0] is not None else 0
+        now = self.clock()
+        with self._lock:
+            hit = self._repositories.get(key)
+        if hit is not None and hit[0] == stamp and all(t.valid_until is None or now < t.valid_until for t in hit[1]):
+            return hit[1]
+        found = self.trusted(guns)
+        with self._lock:
+            self._repositories[key] = (stamp, found)  # the stamp read before: a change meanwhile misses next time
+            self._repositories.move_to_end(key)
+            while len(self._repositories) > self.max_cached:
+                self._repositories.popitem(last=False)
+        return found
 
     def judge_tag(self, repository: str, tag: str, current: str | None, extra_hosts: Collection[str] = ()) -> Judgement:
         """Whether ``tag`` has a valid signed target naming ``current`` (the digest the tag points at now)."""
