@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from trustyard.db.engine import Database
 from trustyard.db.models import trust_changes, trust_files, trust_keys
@@ -25,6 +26,39 @@ from trustyard.trust.errors import VersionError
 __all__ = ["Change", "SealedKey", "StoredFile", "TrustStore"]
 
 _HEX_ALGORITHMS = {64: "sha256", 96: "sha384", 128: "sha512"}
+
+# The statements of every read, built once with bound parameters: building a SQLAlchemy expression costs more
+# than running the query on SQLite, and an update reads the stored roles and the server keys several times.
+_GUN: BindParameter[str] = bindparam("gun")
+_ROLE: BindParameter[str] = bindparam("role")
+_LATEST = (
+    select(trust_files.c.version, trust_files.c.data, trust_files.c.created_at)
+    .where(trust_files.c.gun == _GUN, trust_files.c.role == _ROLE)
+    .order_by(trust_files.c.version.desc())
+    .limit(1)
+)
+_NEWEST = (
+    select(trust_files.c.role, func.max(trust_files.c.version).label("version"))
+    .where(trust_files.c.gun == _GUN)
+    .group_by(trust_files.c.role)
+    .subquery()
+)
+_CURRENT = select(trust_files.c.role, trust_files.c.version, trust_files.c.data, trust_files.c.created_at).join(
+    _NEWEST,
+    and_(
+        trust_files.c.gun == _GUN,
+        trust_files.c.role == _NEWEST.c.role,
+        trust_files.c.version == _NEWEST.c.version,
+    ),
+)
+_BY_VERSION = select(trust_files.c.data, trust_files.c.created_at).where(
+    trust_files.c.gun == _GUN, trust_files.c.role == _ROLE, trust_files.c.version == bindparam("version")
+)
+_BY_ROLE = select(trust_files.c.version, trust_files.c.data, trust_files.c.created_at).where(
+    trust_files.c.gun == _GUN, trust_files.c.role == _ROLE
+)
+_BY_SHA256 = _BY_ROLE.where(trust_files.c.sha256 == bindparam("sha256")).order_by(trust_files.c.version.desc())
+_KEYS = select(trust_keys).where(trust_keys.c.gun == _GUN, trust_keys.c.role == _ROLE).order_by(trust_keys.c.id.desc())
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,41 +103,17 @@ class TrustStore:
     # -- files ---------------------------------------------------------------------------------------------
     def latest(self, conn: Connection, gun: str, role: str) -> StoredFile | None:
         """The newest version of ``role``."""
-        row = conn.execute(
-            select(trust_files.c.version, trust_files.c.data, trust_files.c.created_at)
-            .where(trust_files.c.gun == gun, trust_files.c.role == role)
-            .order_by(trust_files.c.version.desc())
-            .limit(1)
-        ).first()
+        row = conn.execute(_LATEST, {"gun": gun, "role": role}).first()
         return None if row is None else StoredFile(role, row.version, bytes(row.data), row.created_at)
 
     def current(self, conn: Connection, gun: str) -> dict[str, StoredFile]:
         """The newest version of every role of ``gun``."""
-        newest = (
-            select(trust_files.c.role, func.max(trust_files.c.version).label("version"))
-            .where(trust_files.c.gun == gun)
-            .group_by(trust_files.c.role)
-            .subquery()
-        )
-        rows = conn.execute(
-            select(trust_files.c.role, trust_files.c.version, trust_files.c.data, trust_files.c.created_at).join(
-                newest,
-                and_(
-                    trust_files.c.gun == gun,
-                    trust_files.c.role == newest.c.role,
-                    trust_files.c.version == newest.c.version,
-                ),
-            )
-        )
+        rows = conn.execute(_CURRENT, {"gun": gun})
         return {r.role: StoredFile(r.role, r.version, bytes(r.data), r.created_at) for r in rows}
 
     def by_version(self, conn: Connection, gun: str, role: str, version: int) -> StoredFile | None:
         """Version ``version`` of ``role``."""
-        row = conn.execute(
-            select(trust_files.c.data, trust_files.c.created_at).where(
-                trust_files.c.gun == gun, trust_files.c.role == role, trust_files.c.version == version
-            )
-        ).first()
+        row = conn.execute(_BY_VERSION, {"gun": gun, "role": role, "version": version}).first()
         return None if row is None else StoredFile(role, version, bytes(row.data), row.created_at)
 
     def by_checksum(self, conn: Connection, gun: str, role: str, hex_digest: str) -> StoredFile | None:
@@ -111,12 +121,11 @@ class TrustStore:
         algorithm = _HEX_ALGORITHMS.get(len(hex_digest))
         if algorithm is None:
             return None
-        query = select(trust_files.c.version, trust_files.c.data, trust_files.c.created_at).where(
-            trust_files.c.gun == gun, trust_files.c.role == role
-        )
         if algorithm == "sha256":
-            query = query.where(trust_files.c.sha256 == hex_digest)
-        for row in conn.execute(query.order_by(trust_files.c.version.desc())):
+            rows = conn.execute(_BY_SHA256, {"gun": gun, "role": role, "sha256": hex_digest})
+        else:
+            rows = conn.execute(_BY_ROLE.order_by(trust_files.c.version.desc()), {"gun": gun, "role": role})
+        for row in rows:
             data = bytes(row.data)
             if hashlib.new(algorithm, data).hexdigest() == hex_digest:
                 return StoredFile(role, row.version, data, row.created_at)
@@ -173,11 +182,7 @@ class TrustStore:
     # -- keys ----------------------------------------------------------------------------------------------
     def keys(self, conn: Connection, gun: str, role: str) -> list[SealedKey]:
         """The server keys held for ``role`` of ``gun``, newest first."""
-        rows = conn.execute(
-            select(trust_keys)
-            .where(trust_keys.c.gun == gun, trust_keys.c.role == role)
-            .order_by(trust_keys.c.id.desc())
-        )
+        rows = conn.execute(_KEYS, {"gun": gun, "role": role})
         return [SealedKey(r.role, r.key_id, r.public, bytes(r.sealed), r.created_at) for r in rows]
 
     def add_key(self, conn: Connection, gun: str, key: SealedKey) -> None:
