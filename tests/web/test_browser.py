@@ -53,11 +53,16 @@ REPOSITORY: Final = f"{PROJECT}/app"
 SCAN_TIMEOUT: Final = 180.0
 
 
-def shoot(page: Page, name: str) -> Path:
-    """A full-page screenshot of what the browser shows now, kept under test-output/screenshots/."""
+def shoot(page: Page, name: str, *, height: int | None = None) -> Path:
+    """A screenshot of what the browser shows now (the full page, or its top ``height`` pixels), kept under
+    test-output/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if height is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        width = page.viewport_size["width"] if page.viewport_size else 1280
+        page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": width, "height": height})
     return path
 
 
@@ -240,6 +245,7 @@ def test_a_person_creates_a_project_pushes_sees_findings_and_the_signature(
     expect(signed).to_contain_text("signed")
     expect(signed).to_contain_text("by " + ", ".join(verdict["signers"]))
     shoot(page, "repository")
+    shoot(page, "repository-top", height=330)  # the README's picture (docs/images/ui-repository.png)
 
     # operations
     page.get_by_role("link", name="Dashboard").click()

@@ -1,6 +1,7 @@
 // Progressive enhancement only: every page works without this file.
 // 1. "Copy" buttons copy a command or a secret to the clipboard.
-// 2. The SBOM search box filters the component table as one types (the form still searches on the server).
+// 2. Buttons marked data-confirm ask before a destructive form is sent.
+// 3. The SBOM search box filters the component table as one types (the form still searches on the server).
 "use strict";
 document.addEventListener("click", function (event) {
   var button = event.target.closest("button.copy");
@@ -22,4 +23,10 @@ document.querySelectorAll("input[data-filter]").forEach(function (input) {
       row.hidden = needle !== "" && row.textContent.toLowerCase().indexOf(needle) === -1;
     });
   });
+});
+document.addEventListener("submit", function (event) {
+  var button = event.submitter;
+  if (button && button.hasAttribute("data-confirm") && !window.confirm(button.getAttribute("data-confirm"))) {
+    event.preventDefault();
+  }
 });
