@@ -16,6 +16,7 @@ from trustyard.scan.errors import SourceError
 from trustyard.scan.sources import Credentials, DockerReference, PlatformSpec
 from trustyard.scan.sources.credentials import find_credentials
 from trustyard.scan.sources.distribution import VerifiedBlob, is_loopback, parse_challenge
+from trustyard.scan.sources.registries_conf import is_insecure
 
 HEX = "a" * 64
 
@@ -144,3 +145,30 @@ def test_platforms() -> None:
     for bad in ("linux", "linux//", "a/b/c/d"):
         with pytest.raises(SourceError):
             PlatformSpec.parse(bad)
+
+
+def test_registries_conf_insecure_entries(tmp_path: Path) -> None:
+    main = tmp_path / "registries.conf"
+    main.write_text(
+        'unqualified-search-registries = []\n[registries.insecure]\nregistries = ["old.example:5000"]\n'
+        '[[registry]]\nlocation = "reg.example"\ninsecure = true\n'
+        '[[registry]]\nprefix = "reg.example/secure"\nlocation = "reg.example/secure"\ninsecure = false\n'
+        '[[registry]]\nlocation = "*.lab.example"\ninsecure = true\n'
+    )
+    home = tmp_path / "home"
+    (home / ".config" / "containers" / "registries.conf.d").mkdir(parents=True)
+    (home / ".config" / "containers" / "registries.conf").write_text(main.read_text())
+    (home / ".config" / "containers" / "registries.conf.d" / "50-override.conf").write_text(
+        '[[registry]]\nlocation = "old.example:5000"\ninsecure = false\n'
+    )
+    env = {"HOME": str(home)}
+    assert is_insecure("reg.example", "team/app", env)
+    assert not is_insecure("reg.example", "secure/app", env)  # the longer prefix decides
+    assert is_insecure("a.lab.example", "x", env)
+    assert not is_insecure("lab.example.com", "x", env)
+    assert not is_insecure("old.example:5000", "x", env)  # the user file's drop-in overrides it
+    env = {"CONTAINERS_REGISTRIES_CONF": str(main)}  # only that file
+    assert is_insecure("old.example:5000", "x", env)
+    main.write_text("not [toml")
+    with pytest.raises(SourceError, match="not valid TOML"):
+        is_insecure("reg.example", "x", env)

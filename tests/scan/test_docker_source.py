@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from interop.clients import Skopeo, add_login
+from interop.clients import Skopeo, add_login, registries_conf
 from interop.servers import DistributionServer, RegistryServer, TrustyardServer
 from scan.shared import OCI_ALPINE_APP, OCI_ALPINE_APP_TAG, report
 from scan.test_matcher import golden_store
@@ -241,8 +241,11 @@ def _self_signed(folder: Path) -> tuple[Path, Path, Path]:
     return cert_path, key_path, cert_path
 
 
-def test_https_registry_with_a_self_signed_certificate(tmp_path: Path) -> None:
+def test_https_registry_with_a_self_signed_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _need("skopeo")
+    conf = tmp_path / "registries.conf"
+    conf.write_text(registries_conf(()))
+    monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
     server = TrustyardServer(workdir=tmp_path / "tls", tls=_self_signed(tmp_path / "pki"))
     server.start()
     try:
@@ -255,6 +258,11 @@ def test_https_registry_with_a_self_signed_certificate(tmp_path: Path) -> None:
             open_source(name, SourceOptions(credentials=_creds(server)))
         found = _index(name, SourceOptions(credentials=_creds(server), tls_verify=False))
         assert found.components == report(OCI_NAME).components
+        conf.write_text(registries_conf([server.host]))  # what skopeo reads for --tls-verify's default
+        found = _index(name, SourceOptions(credentials=_creds(server)))
+        assert found.manifest_digest == report(OCI_NAME).manifest_digest
+        with pytest.raises(SourceError, match="CERTIFICATE_VERIFY_FAILED"):
+            open_source(name, SourceOptions(credentials=_creds(server), tls_verify=True))
     finally:
         server.close()
 

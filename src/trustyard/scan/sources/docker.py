@@ -3,7 +3,8 @@
 The name follows skopeo's docker transport: ``docker://`` then a Docker reference; a first component without
 ``.`` or ``:`` that is not ``localhost`` is a Docker Hub repository (``docker://alpine`` is
 ``docker.io/library/alpine:latest``). Credentials come from ``SourceOptions.credentials`` (``--creds``), else
-from the auth files (``credentials.py``); TLS and plain HTTP as ``SourceOptions.tls_verify`` says.
+from the auth files (``credentials.py``); TLS and plain HTTP as ``SourceOptions.tls_verify`` says, or when it
+says nothing, as containers-registries.conf(5) marks the registry (``registries_conf.py``).
 
 The manifest a tag names is checked against the registry's ``Docker-Content-Digest``, and a manifest asked
 for by digest against that digest; an index is followed to the requested platform (linux/amd64 by default);
@@ -31,6 +32,7 @@ from trustyard.scan.sources.base import (
 )
 from trustyard.scan.sources.credentials import DOCKER_HUB, find_credentials
 from trustyard.scan.sources.distribution import DistributionClient, VerifiedBlob
+from trustyard.scan.sources.registries_conf import is_insecure
 
 DOCKER_HUB_ENDPOINT: Final = "registry-1.docker.io"
 _MAX_NESTING: Final = 4
@@ -103,8 +105,11 @@ class DockerRegistrySource(ManifestSource):
         credentials = options.credentials or find_credentials(
             reference.host, reference.repository, authfile=options.authfile
         )
+        tls_verify = options.tls_verify
+        if tls_verify is None and is_insecure(reference.host, reference.repository):
+            tls_verify = False  # skopeo's default: verify, unless registries.conf lists the registry as insecure
         self._client = DistributionClient(
-            reference.endpoint, reference.repository, credentials=credentials, tls_verify=options.tls_verify
+            reference.endpoint, reference.repository, credentials=credentials, tls_verify=tls_verify
         )
         try:
             self._manifest = self._select(options)
