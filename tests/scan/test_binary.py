@@ -11,18 +11,14 @@ component (the Debian fixture plus a layer holding a copy of its bash).
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interop.images import Layer, LayoutBuilder, debian_image
-from scan import debs
-from scan.shared import DEBIAN_ROOTFS
+from scan import copies, debs
 from trustyard.scan.analyzers import BinaryAnalyzer
 from trustyard.scan.analyzers.binary import EVIDENCE, MAX_SCAN, chunks, classify, needed, regions, summary_of
 from trustyard.scan.indexer import Indexer, IndexReport
@@ -154,47 +150,25 @@ def test_only_elf_files_are_searched_and_reads_are_bounded(unpacked: tuple[Path,
 
 
 @pytest.fixture(scope="module")
-def debian_with_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """An OCI layout: the Debian fixture plus a layer with its bash copied to opt/app/bin/tool; also an
-    image of that layer alone. Returns both image names."""
-    layout = tmp_path_factory.mktemp("oci")
-    base = debian_image(layout)
-    bash = base_file(DEBIAN_ROOTFS, "./usr/bin/bash")
-    tool = Layer.from_files({"opt/app/bin/tool": bash}, mode=0o755)
-    builder = LayoutBuilder(layout)
-    builder.put_blob(tool.blob)
-    config = config_diff_ids(base.blob_path(base.config.digest))
-    with_copy = builder.add_image("debian-with-tool:1", [(base.layers[0], config[0]), (tool.descriptor, tool.diff_id)])
-    alone = builder.add_image("only-tool:1", [(tool.descriptor, tool.diff_id)])
-    return with_copy.transport, alone.transport
+def debian_with_copy(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Debian fixture plus a layer with its bash copied to ``copies.COPY``."""
+    built = copies.build(tmp_path_factory.mktemp("oci"), {"bash": {copies.COPY: copies.fixture_file("./usr/bin/bash")}})
+    return built.on_debian["bash"]
 
 
-def base_file(rootfs_tar: Path, member: str) -> bytes:
-    """One file of the fixture's root file system tar."""
-    with tarfile.open(rootfs_tar, "r:xz") as tar:
-        extracted = tar.extractfile(member)
-        assert extracted is not None
-        return extracted.read()
-
-
-def config_diff_ids(config_blob: Path) -> list[str]:
-    """The diff_ids of an image config blob."""
-    return [str(d) for d in json.loads(config_blob.read_bytes())["rootfs"]["diff_ids"]]
-
-
-def test_a_file_a_package_owns_is_not_reported_again(debian_with_copy: tuple[str, str]) -> None:
-    source = open_source(debian_with_copy[0])
+def test_a_file_a_package_owns_is_not_reported_again(debian_with_copy: str) -> None:
+    source = open_source(debian_with_copy)
     try:
         report = Indexer().index(source)
     finally:
         source.close()
     signatures = [c for c in report.components if c.found_by == "binary"]
-    assert [(c.name, c.paths) for c in signatures] == [("bash", ("opt/app/bin/tool",))]
+    assert [(c.name, c.paths) for c in signatures] == [("bash", (copies.COPY,))]
     (bash,) = [c for c in report.components if c.name == "bash" and c.type is ComponentType.DEB]
     assert "usr/bin/bash" in bash.paths or "bin/bash" in bash.paths
     assert signatures[0].version == debs.upstream(bash.version)
     # the same image with the binary analyzer alone: the dpkg-owned libc, bash, zlib are all classified
-    source = open_source(debian_with_copy[0])
+    source = open_source(debian_with_copy)
     try:
         alone = Indexer(analyzers=[BinaryAnalyzer()]).index(source)
     finally:

@@ -24,6 +24,11 @@ progress bar).
 A cache that also keeps reports (``ReportCache``) is asked first for the finished report of the whole image,
 by manifest digest (or the chain of layer digests) and the same fingerprint: a hit skips the merged view and
 every analyzer, which is what makes a second analysis of an image take milliseconds.
+
+With a ``FileIndex`` (by default the SQLite file beside a directory cache), the files the image's package
+databases list and whose bytes match their recorded digests are learnt as those packages' files, and the
+files no package of the image owns are looked up in it (``scan/identify.py``): a copied or renamed file of
+a package analysed before is reported as that package, on every analysis, cached or not.
 """
 
 from __future__ import annotations
@@ -37,9 +42,20 @@ from typing import Final, Protocol
 from trustyard.oci.digest import Digest
 from trustyard.scan.analyzers import ANALYZERS, Analyzer, registry
 from trustyard.scan.analyzers.base import Extractor
-from trustyard.scan.cache import UNREADABLE, LayerCache, ReportCache, decode_report, encode_report, fingerprint
+from trustyard.scan.analyzers.binary import summary_of
+from trustyard.scan.cache import (
+    UNREADABLE,
+    DirectoryLayerCache,
+    LayerCache,
+    ReportCache,
+    decode_report,
+    encode_report,
+    fingerprint,
+)
 from trustyard.scan.errors import PackageDatabaseError, ScanError
-from trustyard.scan.identify import owned_paths, unowned_files, without_owned
+from trustyard.scan.identify import BINARY, identified, owned_paths, unowned_files, verified_files, without_owned
+from trustyard.scan.identify_index import FILE_NAME as INDEX_FILE
+from trustyard.scan.identify_index import FileIndex, SqliteFileIndex
 from trustyard.scan.image import ImageFile, ImageView
 from trustyard.scan.layers import Layer, LayerLimits
 from trustyard.scan.model import Component
@@ -150,10 +166,14 @@ class Indexer:
         analyzers: Iterable[Analyzer] = ANALYZERS,
         limits: LayerLimits | None = None,
         cache: LayerCache | None = None,
+        file_index: FileIndex | None = None,
     ) -> None:
         self._analyzers = tuple(registry(analyzers).values())
         self._limits = limits or LayerLimits()
         self._cache = cache
+        if file_index is None and isinstance(cache, DirectoryLayerCache):
+            file_index = SqliteFileIndex(cache.root / INDEX_FILE)
+        self._file_index = file_index
         self._fingerprint = fingerprint(((a.name, a.version) for a in self._analyzers), self._limits)
 
     def wants(self, path: str) -> bool:
@@ -215,16 +235,41 @@ class Indexer:
         if reports is not None:
             hit = self._cached_report(reports, key, source.name, keys)
             if hit is not None:
-                for ref, summary in zip(refs, hit.layers, strict=True):
+                for ref, summary in zip(refs, hit[0].layers, strict=True):
                     observer.layer_started(ref, len(refs))
                     observer.layer_done(summary)
-                return hit
+                return self._identify(*hit)
         report, unowned = self._index_layers(source, refs, observer)
         if reports is not None:
             reports.put_report(key, self._fingerprint, encode_report(report, keys, unowned))
-        return report
+        return self._identify(report, unowned)
 
-    def _cached_report(self, reports: ReportCache, key: Digest, name: str, keys: list[str]) -> IndexReport | None:
+    def _identify(self, report: IndexReport, unowned: tuple[int, ...]) -> IndexReport:
+        """``report`` with the files no package owns that the file-hash index knows reported as their packages.
+
+        Done after the report cache, on every analysis: the index learns from every image analysed, so the
+        same image can be identified further tomorrow. A package the image's own databases report already is
+        not reported twice (its copy is that component's business); either way a signature finding for a file
+        identified by hash gives way to the package.
+        """
+        if self._file_index is None or not unowned:
+            return report
+        everything = identified([report.files[i] for i in unowned], self._file_index)
+        if not everything:
+            return report
+        reported = {c.key for c in report.components}
+        found = [c for c in everything if c.key not in reported]
+        by_hash = {p for c in everything for p in c.paths}
+        components = (*without_owned(report.components, by_hash), *found)
+        layers = tuple(
+            replace(s, components=(*without_owned(s.components, by_hash), *(c for c in found if c.layer == s.digest)))
+            for s in report.layers
+        )
+        return replace(report, components=components, layers=layers)
+
+    def _cached_report(
+        self, reports: ReportCache, key: Digest, name: str, keys: list[str]
+    ) -> tuple[IndexReport, tuple[int, ...]] | None:
         """The stored report of the image when there is a usable one for exactly these layers."""
         # Tens of thousands of small objects are made here and none of them is garbage: a collection pass in
         # the middle (several are triggered) only costs time, so collection waits until they are all made.
@@ -239,7 +284,7 @@ class Indexer:
         finally:
             if collecting:
                 gc.enable()
-        return None if decoded is None else decoded[0]
+        return decoded
 
     def _index_layers(
         self, source: ImageSource, refs: Sequence[LayerRef], observer: IndexObserver
@@ -279,6 +324,8 @@ class Indexer:
             summaries.append(summary)
             observer.layer_done(summary)
         components = tuple(c for a in self._analyzers for c in current[a.name])
+        if self._file_index is not None:
+            self._file_index.learn(verified_files(components, view, self._binary_digests(view)))
         owned = owned_paths(components, view)
         files = tuple(view.regular_files())
         report = IndexReport(
@@ -290,6 +337,20 @@ class Indexer:
             warnings=tuple(warnings),
         )
         return report, unowned_files(files, owned)
+
+    def _binary_digests(self, view: ImageView) -> dict[str, dict[str, str]]:
+        """The MD5 and SHA-1 the binary analyzer kept of each ELF file (what dpkg and apk records are checked by)."""
+        binary = next((a for a in self._analyzers if a.name == BINARY), None)
+        if binary is None:
+            return {}
+        digests: dict[str, dict[str, str]] = {}
+        for path, summary in self._inputs(binary, view).items():
+            try:
+                data = summary_of(path, summary)
+            except ScanError:
+                continue  # reported when the analyzer ran; an unreadable summary only verifies nothing
+            digests[path] = {"md5": data["md5"], "sha1": data["sha1"]}
+        return digests
 
     def _inputs(self, analyzer: Analyzer, view: ImageView) -> Mapping[str, bytes]:
         """The files ``analyzer`` wants as they are now; for an extractor, their summaries."""
