@@ -140,3 +140,33 @@ def test_docker_content_trust_push_inspect_pull(
         ) in plain.stderr
         docker.docker("rmi", f"{repo}:signed")
         ok(trusted(trusting, "pull", f"{repo}:signed"))
+
+
+def test_docker_trust_signer_signs_through_a_delegation(
+    docker: Dockerd, server: TrustyardServer, trusting: dict[str, str], tmp_path: Path
+) -> None:
+    """`docker trust signer add` delegates to alice (targets/alice and targets/releases), `docker trust sign`
+    pushes and signs with her key; inspect, the registry's verdict and a DCT pull all name alice."""
+    repo = f"{server.host}/dct/team"
+    docker.docker("import", str(ALPINE), f"{repo}:v1")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    ok(trusted(trusting, "trust", "key", "generate", "alice", "--dir", str(keys)))
+    ok(trusted(trusting, "trust", "signer", "add", "--key", str(keys / "alice.pub"), "alice", repo))
+    signed = ok(trusted(trusting, "trust", "sign", f"{repo}:v1"))
+    assert f"Successfully signed {repo}:v1" in signed
+
+    [inspected] = json.loads(ok(trusted(trusting, "trust", "inspect", repo)))
+    [row] = inspected["SignedTags"]
+    assert row["SignedTag"] == "v1" and row["Signers"] == ["alice"]
+    assert [s["Name"] for s in inspected["Signers"]] == ["alice"]
+    digest = "sha256:" + row["Digest"]
+
+    assert server.tls is not None
+    tls = ssl.create_default_context(cafile=str(server.tls[2]))
+    with httpx.Client(base_url=server.url, auth=server.credentials, verify=tls, timeout=30) as http:
+        verdict = http.get("/api/v1/repositories/dct/team/verdict/v1").json()
+    assert (verdict["signed"], verdict["digest"], verdict["signers"]) == (True, digest, ["alice"])
+
+    docker.docker("rmi", f"{repo}:v1")
+    assert f"{repo}@{digest}" in ok(trusted(trusting, "pull", f"{repo}:v1"))

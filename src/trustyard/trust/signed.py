@@ -14,8 +14,9 @@ a TUF client would, over the newest stored files of a GUN:
 
 Any failure makes the whole GUN untrusted (a client would refuse the update the same way) and says why. A
 tag's signed target is the one Docker would pull: ``targets/releases`` first, then ``targets``, then other
-delegations in walk order; its signers are every role that signs that same digest, named as ``docker trust
-inspect`` names them (``Repo Admin`` for ``targets``, the delegation's name without ``targets/`` otherwise).
+delegations in walk order; its signers are as ``docker trust inspect`` lists them: the delegations (named
+without ``targets/``) that sign that same digest, other than ``targets/releases``, or ``Repo Admin`` when only
+the repository's own roles (``targets``, ``targets/releases``) do.
 
 ``SignedLookup`` caches each GUN's verified result under the (version, SHA-256) of its newest timestamp,
 which every update and every re-signing changes, and each repository's result under the newest change-feed
@@ -79,6 +80,7 @@ __all__ = [
 
 RELEASES: Final = "targets/releases"
 REPO_ADMIN: Final = "Repo Admin"
+_RELEASED: Final = ("targets", RELEASES)
 _MAX_CACHED: Final = 4096
 _NEWEST_CHANGE: Final = "SELECT max(id) FROM trust_changes WHERE gun IN ({})"
 _NEWEST_TIMESTAMP: Final = (
@@ -96,8 +98,9 @@ class UntrustedError(TrustError):
 
 
 def signer_name(role: str) -> str:
-    """The name ``docker trust inspect`` gives the signer of ``role``."""
-    return REPO_ADMIN if role == "targets" else role.removeprefix("targets/")
+    """The name ``docker trust inspect`` gives the signer of ``role``: ``targets`` and ``targets/releases``
+    (which ``docker trust sign`` fills for every signer) are the repository's own, "Repo Admin"."""
+    return REPO_ADMIN if role in ("targets", RELEASES) else role.removeprefix("targets/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +229,9 @@ def _choose(walked: Iterable[tuple[str, Signed[Targets], DelegatedRole | None]])
         digest = _digest(meta)
         if digest is None:
             continue  # not an image target (Docker signs sha256 digests)
-        signers = tuple(signer_name(r) for r, m in found if _digest(m) == digest and m.length == meta.length)
+        same = [r for r, m in found if _digest(m) == digest and m.length == meta.length]
+        # as docker trust inspect lists them: the delegations that signed this digest, else the repository's own
+        signers = tuple(dict.fromkeys(signer_name(r) for r in same if r not in _RELEASED)) or (REPO_ADMIN,)
         chosen[name] = SignedTarget(name, digest, meta.length, role, signers)
     return chosen
 
