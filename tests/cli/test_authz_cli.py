@@ -125,3 +125,14 @@ def test_image_rules_need_trustyards_url(tmp_path: Path) -> None:
     # image "alpine" is docker.io: refused by the registry rule without asking trustyard
     refused = authz("test", url="http://127.0.0.1:5000")
     assert refused.exit_code == 3 and "image.registry" in json.loads(refused.output)["Rules"]
+
+
+def test_readme_policy_example_is_valid(tmp_path: Path) -> None:
+    """The policy shown in the README's "Guarding the Docker engine" section loads as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Guarding the Docker engine") :]
+    example = section[section.index("```toml\n") + 8 : section.index("```", section.index("```toml\n") + 8)]
+    policy = tmp_path / "authz.toml"
+    policy.write_text(example)
+    result = CliRunner().invoke(main, ["authz", "check", "--policy", str(policy)])
+    assert result.exit_code == 0 and "group operators: alice" in result.output, result.output
