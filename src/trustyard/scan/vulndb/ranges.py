@@ -21,6 +21,7 @@ Not here: which advisories to ask about (the store's index) or what to report (t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,12 +47,24 @@ class Verdict:
     skipped: tuple[str, ...] = ()
 
 
+_MEMO: dict[Callable[[str], Any], Callable[[str], Any]] = {}
+
+
+def _memo(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` remembering its answers (parsed versions are values): a re-check of thousands of inventories
+    compares the same few thousand version strings over and over, and parsing was most of its cost."""
+    found = _MEMO.get(parse)
+    if found is None:
+        found = _MEMO[parse] = functools.lru_cache(maxsize=1 << 16)(parse)
+    return found
+
+
 def version_parser(ecosystem: str) -> Callable[[str], Any]:
     """The version parser of an ecosystem: its scheme's, or the NVD's generic rule for ``CPE`` entries;
     ``VersionError`` when none is known."""
     if ecosystem == CPE_ECOSYSTEM:
-        return parse_cpe_version
-    return scheme_for(ecosystem).parse
+        return _memo(parse_cpe_version)
+    return _memo(scheme_for(ecosystem).parse)
 
 
 def _parsers(range_type: str, ecosystem: str) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
@@ -59,8 +72,8 @@ def _parsers(range_type: str, ecosystem: str) -> tuple[Callable[[str], Any], Cal
     base = ecosystem.split(":", 1)[0]
     if range_type == RangeType.SEMVER:
         if base == "Go":
-            return parse_go, parse_go
-        return parse_semver, parse_npm
+            return _memo(parse_go), _memo(parse_go)
+        return _memo(parse_semver), _memo(parse_npm)
     if range_type == RangeType.ECOSYSTEM:
         try:
             parse = version_parser(ecosystem)
