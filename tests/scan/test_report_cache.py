@@ -100,7 +100,7 @@ def test_a_damaged_report_is_a_miss(tmp_path: Path, caplog: pytest.LogCaptureFix
     fresh, _ = run(Indexer(cache=DirectoryLayerCache(tmp_path)))
     (entry,) = (tmp_path / "reports").rglob("*.json")
     document = json.loads(entry.read_text())
-    document["files"][0][1] = "no such entry type"
+    document["files"][1][0] = "no such entry type"  # the first file's type
     entry.write_text(json.dumps(document))
     apk = CountingApk()
     again, reads = run(Indexer(analyzers=analysers(apk), cache=DirectoryLayerCache(tmp_path)))
