@@ -31,6 +31,7 @@ from interop.clients import Skopeo, add_login, registries_conf
 from interop.servers import DistributionServer, RegistryServer, TrustyardServer
 from scan.shared import OCI_ALPINE_APP, OCI_ALPINE_APP_TAG, report
 from scan.test_matcher import golden_store
+from scan.tools import need
 from scan.vulndb.shared import needs_shared
 from trustyard.oci.digest import Digest
 from trustyard.scan.errors import SourceError
@@ -50,17 +51,12 @@ REPO = "fixtures/alpine-app"
 __all__ = ["golden_store"]
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} is not installed: run scripts/test (it installs skopeo and docker-registry)")
-
-
 class Registries:
     """One trustyard (credentials required) and one docker-registry, each holding the fixture image."""
 
     def __init__(self, workdir: Path) -> None:
-        _need("skopeo")
-        _need("docker-registry")
+        need("skopeo", "skopeo")
+        need("docker-registry", "docker-registry")
         self.trustyard = TrustyardServer(workdir=workdir / "trustyard")
         self.distribution = DistributionServer(workdir=workdir / "distribution")
         self.skopeo = Skopeo(workdir / "skopeo")
@@ -242,7 +238,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def test_https_registry_with_a_self_signed_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _need("skopeo")
+    need("skopeo", "skopeo")
     conf = tmp_path / "registries.conf"
     conf.write_text(registries_conf(()))
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
@@ -333,8 +329,8 @@ def test_index_platform_option(multi_platform: dict[str, str], tmp_path: Path) -
 
 
 def test_a_blob_corrupted_in_the_registry_is_refused(tmp_path: Path) -> None:
-    _need("skopeo")
-    _need("docker-registry")
+    need("skopeo", "skopeo")
+    need("docker-registry", "docker-registry")
     server = DistributionServer(workdir=tmp_path / "distribution")
     server.start()
     try:

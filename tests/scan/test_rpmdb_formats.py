@@ -15,7 +15,6 @@ same headers. The parser is thereby checked against the format's definition, not
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import struct
 import subprocess
@@ -27,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scan.test_parsers import mariner_rpmdb
+from scan.tools import need
 from trustyard.scan.analyzers.rpm import RpmAnalyzer
 from trustyard.scan.parsers.rpm import RpmError, RpmPackage, package_from_header, parse_sqlite_rpmdb
 from trustyard.scan.parsers.rpmdb import parse_rpmdb
@@ -34,13 +34,6 @@ from trustyard.scan.parsers.rpmdb_bdb import bdb_headers
 from trustyard.scan.parsers.rpmdb_ndb import ndb_headers
 
 QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\t%{LICENSE}\\t%{VENDOR}\\n"
-
-
-def _need(tool: str, package: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        pytest.fail(f"{tool} is not installed: apt-get install {package} (scripts/test installs it)")
-    return found
 
 
 def headers() -> list[tuple[int, bytes]]:
@@ -59,7 +52,7 @@ def headers() -> list[tuple[int, bytes]]:
 def write_bdb(folder: Path, rows: list[tuple[int, bytes]], *, pagesize: int, big_endian: bool) -> Path:
     """``folder/Packages`` written by Berkeley DB's own db_load: keys are header numbers in the database's byte
     order (what rpm writes on such a machine), key 0 the next-number counter as rpm keeps it."""
-    load = _need("db5.3_load", "db5.3-util")
+    load = need("db5.3_load", "db5.3-util")
     order = ">" if big_endian else "<"
     lines = ["VERSION=3", "format=bytevalue", "type=hash", f"db_pagesize={pagesize}"]
     lines += [f"db_lorder={4321 if big_endian else 1234}", "HEADER=END"]
@@ -97,7 +90,7 @@ def write_ndb(path: Path, rows: list[tuple[int, bytes]]) -> Path:
 
 def rpm_query(dbpath: Path, backend: str | None = None) -> list[tuple[str, ...]]:
     """``rpm -qa --qf`` on ``dbpath`` (rpm's own reading of the database), sorted."""
-    rpm = _need("rpm", "rpm")
+    rpm = need("rpm", "rpm")
     define = ["--define", f"_db_backend {backend}"] if backend else []
     out = subprocess.run(
         [rpm, "--dbpath", str(dbpath), *define, "-qa", "--qf", QUERY], capture_output=True, text=True, check=True
@@ -134,7 +127,7 @@ def test_bdb_packages_equal_rpms_reading_and_the_sqlite_path(
 
 
 def test_ndb_packages_equal_rpms_reading_of_the_same_headers(tmp_path: Path, sqlite_packages: list[RpmPackage]) -> None:
-    showrc = subprocess.run([_need("rpm", "rpm"), "--showrc"], capture_output=True, text=True, check=True).stdout
+    showrc = subprocess.run([need("rpm", "rpm"), "--showrc"], capture_output=True, text=True, check=True).stdout
     backends = next(line for line in showrc.splitlines() if "available backends" in line)
     assert "ndb" not in backends.split(":", 1)[1].split(), "rpm can now write ndb: build the fixture with it"
     sqlite_dir = tmp_path / "sqlite"

@@ -24,6 +24,7 @@ class ComponentType(StrEnum):
     NPM = "npm"
     GOLANG = "golang"
     MAVEN = "maven"
+    CARGO = "cargo"
     GENERIC = "generic"
     """Software found by its bytes (a binary signature) rather than a package manager's record."""
 

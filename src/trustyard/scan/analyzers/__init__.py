@@ -20,6 +20,7 @@ from trustyard.scan.analyzers.npm import NpmAnalyzer
 from trustyard.scan.analyzers.osrelease import OsReleaseAnalyzer
 from trustyard.scan.analyzers.python import PythonAnalyzer
 from trustyard.scan.analyzers.rpm import RpmAnalyzer
+from trustyard.scan.analyzers.rust import RustAnalyzer
 from trustyard.scan.errors import ScanError
 
 
@@ -42,6 +43,7 @@ ANALYZERS: Final[tuple[Analyzer, ...]] = (
     GoBinaryAnalyzer(),
     NpmAnalyzer(),
     JavaArchiveAnalyzer(),
+    RustAnalyzer(),
     BinaryAnalyzer(),
 )
 registry(ANALYZERS)
@@ -58,5 +60,6 @@ __all__ = [
     "OsReleaseAnalyzer",
     "PythonAnalyzer",
     "RpmAnalyzer",
+    "RustAnalyzer",
     "registry",
 ]
