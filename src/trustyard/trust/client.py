@@ -324,10 +324,8 @@ class TrustClient:
         roles = self.signable_roles(chain, tag)
         draft = Draft(chain, self._clock())
         for role in roles:
-            draft.signed(role).setdefault("targets", {})
-            draft.signed(role)["targets"] = dict(draft.signed(role)["targets"] or {}) | {
-                tag: target_meta(size, sha256_hex)
-            }
+            body = draft.signed(role)
+            body["targets"] = {**(body.get("targets") or {}), tag: target_meta(size, sha256_hex)}
         self._commit(chain, draft)
         return roles
 

@@ -26,6 +26,7 @@ __all__ = [
     "HttpSession",
     "ManifestDescriptor",
     "TransportError",
+    "error_message",
     "manifest_descriptor",
 ]
 
@@ -137,9 +138,9 @@ class HttpSession:
             raise TransportError(f"cannot reach the token service {params['realm']}: {e}") from e
         if response.status_code == 401:
             who = f"as {self._credentials[0]!r}" if self._credentials else "anonymously (give --username)"
-            raise TransportError(f"the registry refused the login {who}: {_message(response)}")
+            raise TransportError(f"the registry refused the login {who}: {error_message(response)}")
         if response.status_code != 200:
-            raise TransportError(f"the token service answered {response.status_code}: {_message(response)}")
+            raise TransportError(f"the token service answered {response.status_code}: {error_message(response)}")
         try:
             body = response.json()
             token = body.get("token") or body.get("access_token")
@@ -150,7 +151,7 @@ class HttpSession:
         return token
 
 
-def _message(response: httpx.Response) -> str:
+def error_message(response: httpx.Response) -> str:
     """The error message of an OCI / notary / token error body, or the status line."""
     try:
         body = response.json()
@@ -169,11 +170,6 @@ def _message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}"
 
 
-def error_message(response: httpx.Response) -> str:
-    """Public alias of the error-body reader for the client's messages."""
-    return _message(response)
-
-
 def manifest_descriptor(session: HttpSession, repository: str, reference: str) -> ManifestDescriptor:
     """GET the manifest a tag names; the digest is computed over the bytes received, never taken on trust."""
     response = session.request(
@@ -183,10 +179,10 @@ def manifest_descriptor(session: HttpSession, repository: str, reference: str) -
         headers={"Accept": MANIFEST_ACCEPT},
     )
     if response.status_code == 404:
-        raise TransportError(f"{repository}:{reference} is not in the registry ({_message(response)})")
+        raise TransportError(f"{repository}:{reference} is not in the registry ({error_message(response)})")
     if response.status_code != 200:
         raise TransportError(
-            f"the registry answered {response.status_code} for {repository}:{reference}: {_message(response)}"
+            f"the registry answered {response.status_code} for {repository}:{reference}: {error_message(response)}"
         )
     body = response.content
     if len(body) > MAX_MANIFEST:
