@@ -31,6 +31,8 @@ from fixtures.dockerd import Dockerd
 from interop.clients import add_login
 from interop.notary_client import client, running_trustyard
 from interop.servers import TrustyardServer
+from trustyard.authz.verdicts import TrustyardVerdicts, VerdictUnavailableError, read_credentials
+from trustyard.scan.sources.credentials import Credentials
 
 pytestmark = pytest.mark.interop
 VULNERABLE = Path("/work/shared/images/oci-alpine-app")
@@ -57,6 +59,7 @@ class Site:
     server: TrustyardServer
     engine: Dockerd
     digests: dict[str, str]
+    credentials: Path
 
     def image(self, name: str) -> str:
         return f"{self.server.host}/library/{name}"
@@ -150,7 +153,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             _sign(server, workdir, "clean")
             _sign(server, workdir, "vuln")
             digests = {name: _wait_scanned(server, name)["digest"] for name in ("clean", "vuln", "unsigned")}
-            yield Site(server, engine, digests)
+            yield Site(server, engine, digests, credentials)
         finally:
             engine.stop()
 
@@ -192,6 +195,22 @@ def test_image_with_high_findings_is_refused(site: Site) -> None:
     assert DENIED in refused.stderr and "[image.severity]" in refused.stderr, refused.stderr
     assert "findings of severity high" in refused.stderr and f"{highs} high" in refused.stderr
     assert "[image.signed]" not in refused.stderr
+
+
+def test_client_answers_from_the_real_api(site: Site) -> None:
+    """The plugin's client against the running registry: a verdict, no such image, refused credentials."""
+    assert site.server.tls is not None
+    ca = site.server.tls[2]
+    robot = read_credentials(site.credentials)
+    good = TrustyardVerdicts(site.server.url, credentials=robot, ca_file=ca)
+    found = good.verdict("library/clean", "1")
+    assert found is not None and found.signed and found.digest == site.digests["clean"]
+    assert good.verdict("library/clean", "no-such-tag") is None
+    wrong = TrustyardVerdicts(site.server.url, credentials=Credentials(robot.username, "wrong"), ca_file=ca)
+    with pytest.raises(VerdictUnavailableError, match=r"refused the plugin's credentials \(401\)"):
+        wrong.verdict("library/clean", "1")
+    good.close()
+    wrong.close()
 
 
 def test_trustyard_unreachable_means_refused(site: Site) -> None:
