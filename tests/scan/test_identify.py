@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from scan import copies
+from scan.shared import ALPINE_ROOTFS, APP_LAYER
 from trustyard.scan.cache import DirectoryLayerCache
 from trustyard.scan.identify import FILE_HASH, HASH_EVIDENCE
 from trustyard.scan.identify_index import FILE_NAME, SqliteFileIndex
@@ -107,3 +108,24 @@ def test_an_unreadable_index_identifies_nothing_and_breaks_nothing(images: copie
     report = analyse(images.alone["copy"], Indexer(file_index=SqliteFileIndex(broken)))
     assert by_hash(report) == []
     assert [c.name for c in report.components] == ["bash"]
+
+
+def test_apk_checksums_and_wheel_records_are_verified_and_learnt(tmp_path: Path) -> None:
+    index = SqliteFileIndex(tmp_path / "file-index.sqlite")
+    alpine = analyse(f"rootfs:{ALPINE_ROOTFS}", Indexer(file_index=index))
+    app = analyse(f"rootfs:{APP_LAYER}", Indexer(file_index=index))
+    busybox = next(f for f in alpine.files if f.path == "bin/busybox")
+    assert busybox.entry.sha256 is not None
+    (known,) = index.lookup({busybox.entry.sha256})[busybox.entry.sha256]
+    assert (known.package.type, known.package.name, known.path) == (ComponentType.APK, "busybox", "bin/busybox")
+    by_path = {f.path: f for f in app.files}
+    wheel_files = [
+        (by_path[listed.path].entry.sha256 or "", c.name)
+        for c in app.components
+        if c.type is ComponentType.PYPI
+        for listed in c.files
+        if listed.digest and listed.path in by_path and by_path[listed.path].entry.size > 0
+    ]
+    assert wheel_files
+    found = index.lookup({sha for sha, _ in wheel_files})
+    assert all(any(k.package.name == name for k in found[sha]) for sha, name in wheel_files)
