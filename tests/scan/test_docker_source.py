@@ -354,3 +354,22 @@ def test_a_blob_corrupted_in_the_registry_is_refused(tmp_path: Path) -> None:
         assert "Traceback" not in out.stderr
     finally:
         server.close()
+
+
+def test_a_config_of_several_chunks(registries: Registries, tmp_path: Path) -> None:
+    """A 2.5 MB config (several 1 MiB transfer chunks) is read whole and verified. One past the 4 MiB metadata
+    limit cannot be pushed with skopeo, which refuses it with the same limit."""
+    layout = tmp_path / "layout"
+    shutil.copytree(OCI_ALPINE_APP, layout)
+    descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
+    manifest = json.loads(_blob(layout, descriptor["digest"]).read_bytes())
+    config = json.loads(_blob(layout, manifest["config"]["digest"]).read_bytes())
+    config.setdefault("config", {}).setdefault("Labels", {})["org.example.big"] = "x" * 2_500_000
+    manifest["config"].update(_write_blob(layout, json.dumps(config).encode()))
+    descriptor.update(_write_blob(layout, json.dumps(manifest).encode()))
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
+    name = f"docker://{registries.distribution.host}/{REPO}:big-config"
+    registries.skopeo.copy(f"oci:{layout}", name)
+    found = _index(name)
+    assert found.manifest_digest == Digest.parse(descriptor["digest"])
+    assert found.components == report(OCI_NAME).components

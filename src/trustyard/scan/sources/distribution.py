@@ -182,14 +182,16 @@ class DistributionClient:
             return raw, response.headers.get("content-type"), response.headers.get("docker-content-digest")
 
     def small_blob(self, digest: Digest, limit: int) -> bytes:
-        """A config blob, refused past ``limit`` bytes, checked against ``digest``."""
+        """A config blob, refused past ``limit`` bytes, checked against ``digest`` (read to its end)."""
+        parts: list[bytes] = []
+        total = 0
         with self.blob(digest, None) as blob:
-            data = blob.read(limit + 1)
-            if len(data) > limit:
-                raise SourceError(f"blob {digest} is larger than {limit} bytes; not an image config")
-            if blob.read(1):  # pragma: no cover - read(limit + 1) stops short only at the end
-                raise SourceError(f"blob {digest} is larger than {limit} bytes; not an image config")
-            return data
+            while chunk := blob.read(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise SourceError(f"blob {digest} is larger than {limit} bytes; not an image config")
+                parts.append(chunk)
+        return b"".join(parts)
 
     @contextmanager
     def blob(self, digest: Digest, size: int | None) -> Iterator[VerifiedBlob]:
