@@ -50,6 +50,11 @@ SECTION = "## Content-trust gate: signature-checked manifest GETs against unchec
 GUN = "127.0.0.1:5000/lab/app"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+LABELS = (
+    "reference: manifest GET, project demands nothing (req/s)",
+    "manifest GET with content trust required (req/s)",
+    "first lookup of a repository: verify the chain (ms)",
+)
 
 
 async def push(client: httpx.AsyncClient) -> bytes:
@@ -147,9 +152,9 @@ def render(figures: dict[str, float], args: argparse.Namespace) -> str:
         "",
         "| metric | value | ratio to reference |",
         "|---|---:|---:|",
-        f"| reference: manifest GET, project demands nothing (req/s) | {figures['reference']:,.0f} | 1.00 |",
-        f"| manifest GET with content trust required (req/s) | {figures['gated']:,.0f} | {ratio:.2f} |",
-        f"| first lookup of a repository: verify the chain (ms) | {figures['verify'] * 1000:.1f} | |",
+        f"| {LABELS[0]} | {figures['reference']:,.0f} | 1.00 |",
+        f"| {LABELS[1]} | {figures['gated']:,.0f} | {ratio:.2f} |",
+        f"| {LABELS[2]} | {figures['verify'] * 1000:.1f} | |",
         "",
         "While nothing changed, the check is one indexed query (the newest change-feed id of the repository's"
         " GUNs) and a cached verdict; most of the difference is the registry asking its gates in a worker thread"
@@ -158,21 +163,22 @@ def render(figures: dict[str, float], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    """Measure, print, and write the section into docs/benchmarks.md with ``--out``."""
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print, and write the section into docs/benchmarks.md with ``--out``; the exit code."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--targets", type=int, default=100, help="signed targets in the repository")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of each kind")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
     parser.add_argument("--out", type=Path, help="Markdown file whose content-trust-gate section is (re)written")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="trustyard-bench-gate-") as scratch:
         figures = asyncio.run(measure(Path(scratch), args))
     document = render(figures, args)
     print(document)
     if args.out is not None:
         write_section(args.out, document, SECTION)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
