@@ -165,8 +165,9 @@ def _timestamps(server: TrustyardServer) -> list[tuple[int, datetime]]:
 
 def test_attack_expired_timestamp_is_never_served(tmp_path: Path) -> None:
     """Freeze: the server's timestamps live 4 s here; once the stored one has expired, clients still only ever
-    receive a fresh one (the server re-signs before serving), while the expired one is what a server that
-    did not re-sign would send: it is still stored, fetched by version here to show it."""
+    receive a fresh one (the server re-signs before serving). The expired ones are still stored (fetched by
+    version to show it), and a server that can no longer re-sign (its timestamp key deleted) serves the
+    expired one, which the real client refuses: that is what re-signing spares every client."""
     settings = {"trust_timestamp_expiry": "4", "trust_timestamp_resign_margin": "2"}
     with running_trustyard(tmp_path, settings) as server:
         notary = client(server, tmp_path, "publisher")
@@ -183,13 +184,22 @@ def test_attack_expired_timestamp_is_never_served(tmp_path: Path) -> None:
                 assert served["version"] > version
                 assert parse_expires(served["expires"]) > asked  # valid when the client got it
 
-        # the expired timestamp exists and is what a lazy server would serve: the client would refuse it
+        # the expired timestamps are still stored: what a server that did not re-sign would send
         stale_version, stale_expiry = _timestamps(server)[0]
         assert server.tls is not None
         with httpx.Client(verify=ssl.create_default_context(cafile=server.tls[2]), auth=server.credentials) as http:
             stale = http.get(f"{server.url}/v2/{GUN}/_trust/tuf/{stale_version}.timestamp.json")
         assert stale.status_code == 200
         assert parse_expires(_signed(stale.content)["expires"]) == stale_expiry < datetime.now(UTC)
+
+        # and the client refuses one: a server that lost its timestamp key can only serve the expired one
+        with contextlib.closing(server_db(server)) as db:
+            db.execute("DELETE FROM trust_keys WHERE gun = ? AND role = 'timestamp'", (GUN,))
+        _, expires = _timestamps(server)[-1]
+        time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
+        done = client(server, tmp_path, "frozen").run("list", GUN, check=False)
+        assert done.returncode != 0
+        assert "timestamp expired at" in done.stdout + done.stderr
 
 
 def test_attack_root_rotation_not_signed_by_the_old_root_is_refused(server: TrustyardServer, tmp_path: Path) -> None:
