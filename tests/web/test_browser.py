@@ -151,6 +151,18 @@ def _wait_scanned(server: TrustyardServer, digest: str) -> dict[str, Any]:
             time.sleep(0.5)
 
 
+def _wait_changed(server: TrustyardServer, digest: str) -> None:
+    """Until the re-check's ``scan.changed`` event for ``digest`` is in the audit log."""
+    deadline = time.monotonic() + SCAN_TIMEOUT
+    with _api(server) as api:
+        while True:
+            events = api.get("/api/v1/audit", params={"action": "scan.changed", "limit": 1000}).json()["events"]
+            if any(e["target"] == digest for e in events):
+                return
+            assert time.monotonic() < deadline, "no scan.changed event after the import"
+            time.sleep(0.5)
+
+
 def _sign(server: TrustyardServer, tmp_path: Path, tag: str) -> None:
     """Sign ``tag`` with the real notary client: a target named after the tag over the manifest's exact bytes."""
     with _api(server) as api:
@@ -247,13 +259,18 @@ def test_a_person_creates_a_project_pushes_sees_findings_and_the_signature(
     shoot(page, "repository")
     shoot(page, "repository-top", height=330)  # the README's picture (docs/images/ui-repository.png)
 
-    # operations
+    # operations: new advisories for the image's Python packages; the re-check shows on the dashboard
+    imported = _trustyard("db", "import", str(OSV / "PyPI" / "all.zip"), "--data-dir", str(server.data_dir))
+    assert imported.returncode == 0, imported.stderr
+    _wait_changed(server, digest)
     page.get_by_role("link", name="Dashboard").click()
-    expect(page.locator("figure.chart svg").first).to_have_attribute("aria-label", re.compile("high 1"))
+    changed = page.get_by_role("row").filter(has=page.get_by_role("link", name=digest[:19]))
+    expect(changed).to_contain_text("PYSEC-")
+    expect(page.locator("figure.chart svg").first).to_have_attribute("aria-label", re.compile(r"high 1\b"))
     expect(page.get_by_role("row").filter(has_text="lodash")).to_contain_text(REPOSITORY)
     shoot(page, "dashboard")
     page.get_by_role("link", name="Vulnerability data").click()
-    expect(page.get_by_role("row").filter(has_text="osv")).to_contain_text("npm")
+    expect(page.get_by_role("row").filter(has_text="osv")).to_contain_text("PyPI")
     shoot(page, "vulnerability-data")
     page.get_by_role("link", name="Audit log").click()
     page.get_by_label("Project").fill(PROJECT)

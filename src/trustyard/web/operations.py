@@ -22,7 +22,9 @@ AUDIT_PAGE: Final = 50
 
 
 async def dashboard(web: WebInterface, visit: Visit) -> Response:
-    """Images by worst severity and the most widespread vulnerable packages, as charts."""
+    """Images by worst severity and the most widespread vulnerable packages, as charts; for administrators,
+    the images whose findings changed when the vulnerability data was last updated (the re-check's
+    ``scan.changed`` audit events since the newest import)."""
     found = await web.call(visit, api.get_exposure, NoBody())
     data = await web.call(visit, api.get_vulnerability_data, NoBody())
     labels = [*SEVERITIES, "none", "unscanned"]
@@ -35,9 +37,23 @@ async def dashboard(web: WebInterface, visit: Visit) -> Response:
     )
     packages = bar_chart(
         "Most widespread vulnerable packages (images carrying them)",
-        [(f"{p.name} {p.version} ({p.type})", p.images, "sev-high") for p in found.packages],
+        [(f"{p.name} {p.version} ({p.type})", p.images, "bar-count") for p in found.packages],
     )
-    return web.page(visit, "dashboard.html", exposure=found, worst=worst, packages=packages, data=data)
+    latest = max((source.imported_at for source in data.sources), default=None)
+    changed = None
+    if latest is not None and visit.user.is_admin:  # the whole audit log is for administrators (as in the API)
+        query = [("action", "scan.changed"), ("since", latest), ("limit", "100")]
+        changed = (await web.call(visit, api.query_audit, NoBody(), query=query)).events
+    return web.page(
+        visit,
+        "dashboard.html",
+        exposure=found,
+        worst=worst,
+        packages=packages,
+        data=data,
+        latest=latest,
+        changed=changed,
+    )
 
 
 async def vulnerability_data(web: WebInterface, visit: Visit) -> Response:
