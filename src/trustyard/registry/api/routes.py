@@ -441,7 +441,9 @@ def _subject(request: Request) -> str:
 async def _gate(request: Request, pull: Pull) -> Response | None:
     """The project's pull gates on a manifest GET: ``None`` to serve it, else the ``DENIED`` answer (audited)."""
     gates: tuple[PullGate, ...] = getattr(request.app.state, "pull_gates", ())
-    refused = await run_in_threadpool(first_refusal, gates, pull)
+    service: RegistryService = request.app.state.registry
+    # gates answer from caches keyed on the newest trust change and scan; on SQLite a miss is a local read too
+    refused = await _read(service, first_refusal, gates, pull)
     if refused is None:
         return None
     access: AccessControl = request.app.state.access
