@@ -7,7 +7,9 @@ page, take the form's CSRF token, POST the form with the cookie the app set.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 from urllib.parse import quote
 
 import httpx
@@ -261,3 +263,13 @@ async def test_audit_log_filters_and_refuses_non_admins_the_whole_log(site: Site
     await site.sign_in(guest, "guest")
     refused = await guest.get("/audit")
     assert refused.status_code == 403 and "project=" in refused.text
+
+
+async def test_a_database_failure_is_an_error_page_without_a_traceback(site: Site) -> None:
+    client = await site.client()
+    await site.sign_in(client, "root")
+    with contextlib.closing(sqlite3.connect(site.data_dir / "trustyard.db")) as db:
+        db.execute("DROP TABLE tags")  # what a broken database looks like to the repository listing
+    page = await client.get("/projects")
+    assert page.status_code == 503
+    assert "nothing was changed" in page.text and "Traceback" not in page.text

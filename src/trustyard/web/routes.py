@@ -4,22 +4,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from trustyard.auth.api import ApiError
+from trustyard.errors import TrustyardError
 from trustyard.web import images, operations, projects, signin
 from trustyard.web.interface import FormError, Visit, WebInterface
 from trustyard.web.session import CsrfError
 
 __all__ = ["PAGES", "PUBLIC", "web_routes"]
 
+log = logging.getLogger("trustyard.web")
 STATIC: Final = Path(__file__).parent / "static"
 PageHandler = Callable[[WebInterface, Visit], Awaitable[Response]]
 PUBLIC: Final = signin.ROUTES
@@ -44,6 +48,9 @@ def _bind(web: WebInterface, handler: PageHandler, *, public: bool) -> Callable[
             return web.error(visit, 403, e.message, "Request refused")
         except ApiError as e:
             return web.refused(visit, e)
+        except (TrustyardError, SQLAlchemyError) as e:  # the database or storage failed: say so, as a page
+            log.error("page %s failed: %s", request.url.path, e)
+            return web.error(visit, 503, "The registry cannot answer right now; nothing was changed. Try again.")
 
     return serve
 
