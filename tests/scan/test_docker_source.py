@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,32 @@ def test_a_config_of_several_chunks(registries: Registries, tmp_path: Path) -> N
     found = _index(name)
     assert found.manifest_digest == Digest.parse(descriptor["digest"])
     assert found.components == report(OCI_NAME).components
+
+
+class ShortTokenServer(TrustyardServer):
+    """trustyard whose access tokens live two seconds (no clock-skew leeway), so a slow read outlives its first."""
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "TRUSTYARD_TOKEN_LIFETIME": "2", "TRUSTYARD_TOKEN_LEEWAY": "0"}
+
+
+def test_an_expired_token_is_renewed_mid_read(tmp_path: Path) -> None:
+    need("skopeo", "skopeo")
+    server = ShortTokenServer(workdir=tmp_path / "trustyard")
+    server.start()
+    try:
+        skopeo = Skopeo(tmp_path / "skopeo")
+        assert server.credentials is not None
+        add_login(skopeo.auth_file, server.host, server.credentials)
+        skopeo.copy(OCI_NAME, f"docker://{server.host}/{REPO}:1")
+        source = open_source(f"docker://{server.host}/{REPO}:1", SourceOptions(credentials=_creds(server)))
+        try:
+            tokens_before = server.log_path.read_text().count('"path": "/auth/token"')
+            time.sleep(3)  # the token fetched for the manifest has expired
+            found = Indexer().index(source)
+        finally:
+            source.close()
+        assert found.components == report(OCI_NAME).components
+        assert server.log_path.read_text().count('"path": "/auth/token"') == tokens_before + 1
+    finally:
+        server.close()
