@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from trustyard.auth.audit import AuditQuery
-from trustyard.auth.model import Role
+from trustyard.auth.model import Action, Role
 
 from .conftest import PASSWORD, Site, csrf_of
 
@@ -273,3 +273,34 @@ async def test_a_database_failure_is_an_error_page_without_a_traceback(site: Sit
     page = await client.get("/projects")
     assert page.status_code == 503
     assert "nothing was changed" in page.text and "Traceback" not in page.text
+
+
+async def test_a_robot_cannot_sign_in_to_the_web_interface(site: Site) -> None:
+    site.access.store.create_project("team-e")
+    _, secret = site.access.store.create_robot("builder", [Action.PULL], project="team-e")
+    client = await site.client()
+    response = await site.sign_in(client, "robot$builder", secret)
+    assert response.status_code == 403
+    assert "Robot accounts cannot sign in" in response.text
+    assert (await client.get("/projects")).status_code == 303
+
+
+async def test_removing_a_member_and_deleting_a_robot(site: Site) -> None:
+    site.access.store.create_project("team-f")
+    site.access.store.set_member("team-f", Role.PROJECT_ADMIN, user="alice")
+    site.access.store.set_member("team-f", Role.GUEST, user="guest")
+    site.access.store.create_robot("deployer", [Action.PULL], project="team-f")
+    client = await site.client()
+    await site.sign_in(client, "alice")
+    removed = await site.form(
+        client, "/projects/team-f/members", "/projects/team-f/members/remove", kind="user", member="guest"
+    )
+    assert removed.status_code == 303
+    assert site.access.store.role_of("guest", "team-f") is None
+    unknown = await site.form(
+        client, "/projects/team-f/members", "/projects/team-f/members/remove", kind="user", member="nobody"
+    )
+    assert unknown.status_code == 404 and "Not removed" in unknown.text
+    deleted = await site.form(client, "/projects/team-f/robots", "/projects/team-f/robots/delete", robot="deployer")
+    assert deleted.status_code == 303
+    assert site.access.store.get_robot("deployer") is None
