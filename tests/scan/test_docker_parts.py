@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from trustyard.oci.digest import Digest
 from trustyard.scan.errors import SourceError
-from trustyard.scan.sources import Credentials, DockerReference, PlatformSpec
+from trustyard.scan.sources import Credentials, DockerReference, PlatformSpec, open_source
 from trustyard.scan.sources.credentials import find_credentials
 from trustyard.scan.sources.distribution import VerifiedBlob, is_loopback, parse_challenge
 from trustyard.scan.sources.registries_conf import is_insecure
@@ -31,6 +31,7 @@ HEX = "a" * 64
         ("127.0.0.1:5000/a/b:1", "127.0.0.1:5000", "a/b", "1", None),
         (f"quay.io/x/y@sha256:{HEX}", "quay.io", "x/y", None, f"sha256:{HEX}"),
         (f"host:5000/y:t@sha256:{HEX}", "host:5000", "y", "t", f"sha256:{HEX}"),
+        ("[::1]:5000/a", "[::1]:5000", "a", "latest", None),
     ],
 )
 def test_reference_names_as_skopeo(text: str, host: str, repository: str, tag: str | None, digest: str | None) -> None:
@@ -39,7 +40,10 @@ def test_reference_names_as_skopeo(text: str, host: str, repository: str, tag: s
     assert (str(ref.digest) if ref.digest else None) == digest
 
 
-@pytest.mark.parametrize("text", ["host.io/UPPER", "host.io/a:bad tag", "a@sha256:short", "host.io/a/../b"])
+@pytest.mark.parametrize(
+    "text",
+    ["host.io/UPPER", "host.io/a:bad tag", "a@sha256:short", "host.io/a/../b", "bad host.io/a", "-x.io/a", "h.io:/a"],
+)
 def test_bad_references_are_refused(text: str) -> None:
     with pytest.raises(SourceError):
         DockerReference.parse(text)
@@ -172,3 +176,10 @@ def test_registries_conf_insecure_entries(tmp_path: Path) -> None:
     main.write_text("not [toml")
     with pytest.raises(SourceError, match="not valid TOML"):
         is_insecure("reg.example", "x", env)
+
+
+def test_a_registry_that_does_not_answer_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match=r"cannot reach the registry 127\.0\.0\.1:1\b"):
+        open_source("docker://127.0.0.1:1/a/b:1")
+    with pytest.raises(SourceError, match=r"cannot reach the registry 127\.0\.0\.1:99999"):
+        open_source("docker://127.0.0.1:99999/a/b:1")  # a port no socket can have

@@ -41,6 +41,10 @@ MANIFEST_ACCEPT: Final = ", ".join(
 _CHUNK: Final = 1 << 20
 _MAX_ERROR_BODY: Final = 64 * 1024
 _MAX_TOKEN_BODY: Final = 1 << 20
+_HTTP_ERRORS: Final = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+)  # InvalidURL (a realm URL or host httpx refuses) is no HTTPError
 _PARAM: Final = re.compile(r'\s*([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
 
 
@@ -201,7 +205,7 @@ class DistributionClient:
         with self._stream(url, {}, f"blob {digest}") as response:
             try:
                 yield VerifiedBlob(response.iter_raw(_CHUNK), digest, size, where)
-            except httpx.HTTPError as e:
+            except _HTTP_ERRORS as e:
                 raise SourceError(f"{where}: the download failed: {e}") from e
 
     # -- the connection and its authorization ---------------------------------------------------------------
@@ -212,7 +216,7 @@ class DistributionClient:
             base = f"{scheme}://{self._host}"
             try:
                 response = self._http.get(f"{base}/v2/")
-            except httpx.HTTPError as e:
+            except _HTTP_ERRORS as e:
                 failures.append(f"{base}: {e}")
                 continue
             if response.status_code == 401:
@@ -252,7 +256,7 @@ class DistributionClient:
             with self._http.stream("GET", realm, params=query, auth=auth) as response:
                 body = _read_limited(response, _MAX_TOKEN_BODY, "token") if response.status_code == 200 else b""
                 status = response.status_code
-        except httpx.HTTPError as e:
+        except _HTTP_ERRORS as e:
             raise RegistryAuthError(f"{self._host}: cannot reach the token endpoint {realm}: {e}") from e
         if status in (401, 403):
             if creds is None:
@@ -298,7 +302,7 @@ class DistributionClient:
                         raise self._refusal(response, what)
                     yield response
                     return
-            except httpx.HTTPError as e:
+            except _HTTP_ERRORS as e:
                 raise SourceError(f"{self._host}/{self._repository}: {what}: {e}") from e
         raise SourceError(f"{self._host}/{self._repository}: {what}: refused after renewing the authorization")
 

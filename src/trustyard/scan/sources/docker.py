@@ -13,6 +13,7 @@ the config and every layer are checked against their descriptors while they stre
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +36,9 @@ from trustyard.scan.sources.distribution import DistributionClient, VerifiedBlob
 from trustyard.scan.sources.registries_conf import is_insecure
 
 DOCKER_HUB_ENDPOINT: Final = "registry-1.docker.io"
+_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST: Final = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
+"""A registry host as Docker references write it (distribution's reference grammar: domain or [IPv6], port)."""
 _MAX_NESTING: Final = 4
 _CHUNK: Final = 1 << 20
 
@@ -68,6 +72,8 @@ class DockerReference:
             host, repository = first, rest
         else:
             host, repository = DOCKER_HUB, name
+        if not _HOST.fullmatch(host):
+            raise SourceError(f"docker://{text}: {host!r} is not a registry host name")
         if host == DOCKER_HUB and "/" not in repository:
             repository = f"library/{repository}"
         if tag is None and digest is None:
