@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -403,3 +404,21 @@ def test_an_expired_token_is_renewed_mid_read(tmp_path: Path) -> None:
         assert server.log_path.read_text().count('"path": "/auth/token"') == tokens_before + 1
     finally:
         server.close()
+
+
+def test_an_artifact_is_not_read_as_an_image(registries: Registries) -> None:
+    """trustyard attaches an SBOM referrer to every pushed image; asked for as an image, it is refused plainly."""
+    server = registries.trustyard
+    digest = report(OCI_NAME).manifest_digest
+    assert server.credentials is not None
+    deadline = time.monotonic() + 120
+    with httpx.Client(base_url=server.url, auth=server.credentials, timeout=30) as http:
+        while True:
+            found = http.get(f"/v2/{REPO}/referrers/{digest}").json()["manifests"]
+            if found or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert [m["artifactType"] for m in found] == ["application/vnd.cyclonedx+json"]
+    name = f"docker://{server.host}/{REPO}@{found[0]['digest']}"
+    with pytest.raises(SourceError, match="not a container image but an artifact"):
+        open_source(name, SourceOptions(credentials=_creds(server)))

@@ -34,6 +34,7 @@ from trustyard.scan.sources.base import (
 from trustyard.scan.sources.credentials import DOCKER_HUB, find_credentials
 from trustyard.scan.sources.distribution import DistributionClient, VerifiedBlob
 from trustyard.scan.sources.registries_conf import is_insecure
+from trustyard.scan.sources.registry import IMAGE_CONFIG_TYPES, NotAnImageError
 
 DOCKER_HUB_ENDPOINT: Final = "registry-1.docker.io"
 _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -119,6 +120,11 @@ class DockerRegistrySource(ManifestSource):
         )
         try:
             self._manifest = self._select(options)
+            if self._manifest.config.media_type not in IMAGE_CONFIG_TYPES:
+                raise NotAnImageError(
+                    f"{name}: not a container image but an artifact (config {self._manifest.config.media_type},"
+                    f" artifactType {self._manifest.effective_artifact_type})"
+                )
             config = self._client.small_blob(self._manifest.config.digest, MAX_METADATA_SIZE)
             diff_ids = parse_diff_ids(config, "config")
         except BaseException:
