@@ -21,7 +21,7 @@ from sqlalchemy import and_, select
 from trustyard.config import Settings
 from trustyard.db.models import manifest_references, manifests, repositories, tags
 from trustyard.oci.mediatypes import INDEX_TYPES
-from trustyard.registry.overview import SEVERITIES, Answer, counted_reports
+from trustyard.registry.scan_summary import SEVERITIES, Answer, counted_reports
 from trustyard.registry.service import RegistryService
 from trustyard.scan.vulndb.errors import StoreError
 from trustyard.scan.vulndb.store import VulnerabilityStore, configured_path

@@ -20,7 +20,8 @@ from starlette.responses import Response
 
 from trustyard.auth import api
 from trustyard.auth.schemas import NoBody
-from trustyard.registry.overview import SEVERITIES, ImageDetail
+from trustyard.registry.overview import ImageDetail
+from trustyard.registry.scan_summary import SEVERITIES
 from trustyard.scan.schemas import FindingsOut
 from trustyard.web.interface import Visit, WebInterface
 

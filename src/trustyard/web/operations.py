@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from trustyard.auth import api
 from trustyard.auth.schemas import NoBody
-from trustyard.registry.overview import SEVERITIES
+from trustyard.registry.scan_summary import SEVERITIES
 from trustyard.web.charts import bar_chart
 from trustyard.web.interface import Visit, WebInterface
 
