@@ -2,9 +2,10 @@
 in the JSON shape of ``docker trust inspect`` (docker/cli ``cli/command/trust/inspect.go``), so scripts written
 for Docker read it unchanged.
 
-Docker's conventions are kept: a tag signed in ``targets`` or ``targets/releases`` is signed by "Repo Admin";
-a tag signed by a delegation ``targets/<name>`` by ``<name>``; ``targets/releases`` is not listed among the
-signers; digests are hex without ``sha256:``; "Root" and "Repository" are the root and targets keys.
+Docker's conventions are kept: a tag's signers are the delegations ``targets/<name>`` that sign its digest,
+named ``<name>``, or "Repo Admin" when only the repository's own roles (``targets`` and ``targets/releases``,
+which ``docker trust sign`` fills for every signer) do; ``targets/releases`` is not listed among the signers;
+digests are hex without ``sha256:``; "Root" and "Repository" are the root and targets keys.
 
 Not here: fetching or verifying (the chain given is already verified).
 """
@@ -21,20 +22,18 @@ REPO_ADMIN: Final = "Repo Admin"
 _RELEASED: Final = frozenset({"targets", "targets/releases"})
 
 
-def _signer(role: str) -> str:
-    return REPO_ADMIN if role in _RELEASED else role.removeprefix("targets/")
-
-
 def inspect_report(chain: TrustedChain, name: str, tag: str | None) -> dict[str, Any]:
     """One element of ``docker trust inspect``'s list for the repository (only ``tag`` when given)."""
     grouped: dict[tuple[str, str], set[str]] = {}
     for target in chain.signed_targets():
         if tag is not None and target.name != tag:
             continue
-        digest = target.sha256 or ""
-        grouped.setdefault((target.name, digest), set()).add(_signer(target.role))
+        names = grouped.setdefault((target.name, target.sha256 or ""), set())
+        if target.role not in _RELEASED:
+            names.add(target.role.removeprefix("targets/"))
     signed_tags = [
-        {"SignedTag": t, "Digest": d, "Signers": sorted(signers)} for (t, d), signers in sorted(grouped.items())
+        {"SignedTag": t, "Digest": d, "Signers": sorted(names) or [REPO_ADMIN]}
+        for (t, d), names in sorted(grouped.items())
     ]
     signers = [
         {"Name": role.name.removeprefix("targets/"), "Keys": [{"ID": k} for k in sorted(role.keyids)]}
