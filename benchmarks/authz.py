@@ -26,7 +26,6 @@ import http.client
 import logging
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ for path in (REPO_ROOT, REPO_ROOT / "tests"):  # `python benchmarks/authz.py`: b
         sys.path.insert(0, str(path))
 
 from benchmarks.registry import write_section  # noqa: E402
-from fixtures.dockerd import Dockerd  # noqa: E402
+from fixtures.dockerd import Dockerd, UnixConnection  # noqa: E402
 from trustyard.authz import Authorizer, parse_message  # noqa: E402
 
 SECTION = "## Engine guard: trustyard authz decision latency and docker run overhead"
@@ -128,17 +127,6 @@ def in_process(messages: list[bytes], iterations: int) -> list[Row]:
     ]
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("plugin", timeout=30)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(str(self.unix_path))
-
-
 def _post(conn: http.client.HTTPConnection, route: str, body: bytes) -> None:
     conn.request("POST", route, body, {"Content-Type": "application/json"})
     response = conn.getresponse()
@@ -161,7 +149,7 @@ def over_socket(messages: list[bytes], iterations: int, scratch: Path) -> list[R
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("trustyard authz serve did not start")
             time.sleep(0.05)
-        conn = _Unix(sock)
+        conn = UnixConnection(sock, timeout=30)
         for message in messages:  # warm up: first requests import and compile
             _post(conn, "/AuthZPlugin.AuthZReq", message)
         activate = [timed(lambda: _post(conn, "/Plugin.Activate", b"{}")) for _ in range(iterations * len(messages))]
