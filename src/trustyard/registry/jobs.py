@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trustyard.db.engine import Database, retrying
@@ -251,6 +251,22 @@ class ScanJobs:
             )
             return [r[0] for r in rows]
 
+    def repositories_by_digest(self, digests: Sequence[str]) -> dict[str, list[str]]:
+        """``repositories_of`` for many digests in one query (a re-check notifies thousands at once)."""
+        found: dict[str, list[str]] = {d: [] for d in digests}
+        if not digests:
+            return found
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(manifests.c.digest, repositories.c.name)
+                .join(manifests, manifests.c.repository_id == repositories.c.id)
+                .where(manifests.c.digest.in_(list(digests)))
+                .order_by(repositories.c.name)
+            )
+            for digest, name in rows:
+                found[digest].append(name)
+        return found
+
     def holds(self, repository: str, digest: str) -> bool:
         """Whether ``repository`` holds the manifest ``digest`` (the API answers only for those)."""
         with self.db.read() as conn:
@@ -289,19 +305,29 @@ class ScanJobs:
         if not updates:
             return
         now = time.time()
+        statement = (
+            update(scan_reports)
+            .where(scan_reports.c.digest == bindparam("b_digest"))
+            .values(
+                findings=bindparam("b_findings"),
+                finding_ids=bindparam("b_ids"),
+                generation=bindparam("b_generation"),
+                data_time=bindparam("b_data_time"),
+                checked_at=now,
+            )
+        )
+        rows = [
+            {
+                "b_digest": u.digest,
+                "b_findings": u.findings,
+                "b_ids": json.dumps(sorted(u.finding_ids)),
+                "b_generation": u.generation,
+                "b_data_time": u.data_time,
+            }
+            for u in updates
+        ]
         with self.db.write() as conn:
-            for u in updates:
-                conn.execute(
-                    update(scan_reports)
-                    .where(scan_reports.c.digest == u.digest)
-                    .values(
-                        findings=u.findings,
-                        finding_ids=json.dumps(sorted(u.finding_ids)),
-                        generation=u.generation,
-                        data_time=u.data_time,
-                        checked_at=now,
-                    )
-                )
+            conn.execute(statement, rows)  # one statement, executemany: a re-check writes thousands
 
     def set_sbom_digest(self, digest: str, sbom_digest: str) -> None:
         """Remember the CycloneDX blob the image's referrers carry."""

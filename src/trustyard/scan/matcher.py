@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -368,6 +368,16 @@ class _Hit:
     entry_ratings: tuple[Rating, ...]
 
 
+@dataclass
+class _Shared:
+    """What every ``Matcher`` of one open store computes alike: hits per lookup, advisory details, which
+    ecosystems have data. Kept in ``VulnerabilityStore.memo``, which an import into that store empties."""
+
+    hits: dict[Query, tuple[_Hit, ...]] = field(default_factory=dict)
+    details: dict[tuple[str, str], _Details | None] = field(default_factory=dict)
+    has: dict[str, bool] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class MatchResult:
     """The findings of one bill of materials, and notes on what could not be matched (and why)."""
@@ -457,8 +467,12 @@ class Matcher:
         self._store = store
         self._matchers = tuple(matchers)
         self._entries: dict[tuple[str, str], list[StoredAffected]] = {}
-        self._details: dict[tuple[str, str], _Details | None] = {}
-        self._has: dict[str, bool] = {}
+        shared = store.memo.get(_Shared)
+        if not isinstance(shared, _Shared):
+            shared = store.memo[_Shared] = _Shared()
+        self._shared = shared
+        self._details = shared.details
+        self._has = shared.has
 
     def _lookup(self, ecosystem: str, name: str) -> list[StoredAffected]:
         key = (ecosystem, name)
@@ -519,9 +533,19 @@ class Matcher:
             return []
         return [] if version in ("*", "-") else [Query(CPE_ECOSYSTEM, name, version)]
 
-    def _hits(self, query: Query) -> list[_Hit]:
+    def _hits(self, query: Query) -> tuple[_Hit, ...]:
+        """The hits of one lookup: computed once per open store (every inventory of a re-check that holds the
+        same package at the same version asks the same question), the lookup itself made every time, because a
+        ``RecordingStore`` records it as the inventory's re-check index."""
+        entries = self._lookup(query.ecosystem, query.name)
+        found = self._shared.hits.get(query)
+        if found is None:
+            found = self._shared.hits[query] = self._evaluate(query, entries)
+        return found
+
+    def _evaluate(self, query: Query, stored: list[StoredAffected]) -> tuple[_Hit, ...]:
         grouped: dict[tuple[str, str], list[StoredAffected]] = {}
-        for entry in self._lookup(query.ecosystem, query.name):
+        for entry in stored:
             if not entry.withdrawn:
                 grouped.setdefault((entry.source, entry.advisory_id), []).append(entry)
         hits = []
@@ -538,7 +562,7 @@ class Matcher:
                     elif (r := rate_vector(s.type, s.score, source)) is not None:
                         ratings.append(r)
             hits.append(_Hit(source, advisory_id, query, tuple(fixed), status, tuple(ratings)))
-        return hits
+        return tuple(hits)
 
     def _component_findings(self, component: Component, queries: Sequence[Query]) -> list[Finding]:
         hits = [h for q in queries for h in self._hits(q)]

@@ -141,9 +141,9 @@ class Rechecker:
             if added or removed:
                 diffs.append((digest, added, removed))
         self.jobs.update_findings(updates)
+        holders = self.jobs.repositories_by_digest([digest for digest, _, _ in diffs])
         changes = [
-            Change(digest, tuple(self.jobs.repositories_of(digest)), tuple(added), tuple(removed))
-            for digest, added, removed in diffs
+            Change(digest, tuple(holders[digest]), tuple(added), tuple(removed)) for digest, added, removed in diffs
         ]
         return len(stored), changes
 

@@ -244,6 +244,8 @@ class VulnerabilityStore:
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
+        self.memo: dict[object, object] = {}
+        """Derived data callers compute from this store (the matcher's hits), emptied by every import here."""
         if not create and not path.exists():
             raise StoreError(f"{path}: no vulnerability store here (run `trustyard db import` first)")
         try:
@@ -363,6 +365,8 @@ class VulnerabilityStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self.memo.clear()
         return report
 
     def _store_one(self, advisory: Advisory, feed: FeedReport, provenance: int) -> None:
