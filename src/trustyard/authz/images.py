@@ -19,6 +19,9 @@ audit log). Image IDs (``sha256:…``, 64 hex digits) name no registry and are r
 Limits: the engine runs its local copy of a tag, which may be older than the registry's (verdicts are for what
 the registry holds now); digest references (``name@sha256:…``) avoid that. A short image ID that matches no
 name is looked up by the engine among local image IDs, so it is judged as the Docker Hub name it parses as.
+Images can also arrive without a pull the plugin sees — ``docker build`` pulls base images inside the engine,
+``docker load`` and ``import`` read tarballs — and are judged by their names when run; a site that allows
+Docker Hub names can close ``/build`` and ``/images/load`` with ``[[deny]]`` entries.
 
 Not here: asking trustyard (``verdicts.py``), where the rules are configured (``policy.py``).
 """
