@@ -148,6 +148,10 @@ async def test_the_pages_show_tags_platforms_and_layers(site: Site) -> None:
     for layer in image.blobs[1:]:
         assert layer.digest[:19] in detail.text
     assert "has not been queued for scanning" in detail.text
+    listing = await browser.get(f"/repositories/{REPO}/-/manifests/{index.digest}")
+    assert listing.status_code == 200 and "Platforms" in listing.text
+    for child in index.children:
+        assert f'href="/repositories/{REPO}/-/manifests/{child.digest}"' in listing.text
     projects = await browser.get("/projects")
     assert 'href="/projects/apps"' in projects.text
     dashboard = await browser.get("/dashboard")

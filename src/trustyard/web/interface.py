@@ -133,16 +133,16 @@ class WebInterface:
             return cast(list[tuple[str, str]], cached)
         kind = visit.request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
-            raise CsrfError("not a form this site sends")
+            raise CsrfError("This is not a form this site sends.")
         body = bytearray()
         async for chunk in visit.request.stream():
             body += chunk
             if len(body) > MAX_FORM:
-                raise CsrfError("the form is too large")
+                raise CsrfError("The form is too large.")
         try:
             fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200, strict_parsing=False)
         except (UnicodeDecodeError, ValueError):
-            raise CsrfError("the form could not be read") from None
+            raise CsrfError("The form could not be read.") from None
         visit.request.scope["trustyard.form"] = fields
         return fields
 
@@ -152,7 +152,7 @@ class WebInterface:
         self.sessions.check_csrf(visit.session, fields.get("csrf"))
         origin = visit.request.headers.get("origin")
         if origin and origin not in self._origins(visit.request):
-            raise CsrfError("the form was sent from another site")
+            raise CsrfError("The form was sent from another site.")
         return fields
 
     @staticmethod

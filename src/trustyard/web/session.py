@@ -206,4 +206,4 @@ class SessionCodec:
     def check_csrf(session: Session, sent: str | None) -> None:
         """Raise ``CsrfError`` unless ``sent`` is the session's CSRF token."""
         if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
-            raise CsrfError("the form's security token is missing or stale; reload the page and try again")
+            raise CsrfError("The form's security token is missing or stale: reload the page and try again.")
