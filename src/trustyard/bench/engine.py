@@ -8,11 +8,25 @@ those facts alone. Any engine that speaks the Docker Engine API works: dockerd, 
 ``podman system service``.
 
 Every failure to reach or read the engine becomes ``InputUnavailable`` (INFO with the reason), never a crash.
+
+podman 4.3's compatible API answers two things differently from dockerd, and both would give false PASSes, so
+``_podman_inspect`` corrects its inspect documents before the rules see them:
+
+- ``HostConfig.IpcMode`` is ``shareable`` whatever ``--ipc`` said (``--ipc host`` too, in both the compatible
+  and the libpod inspect). The truth is the OCI runtime configuration podman wrote for the container (the
+  libpod inspect's ``OCIConfigPath``): without an ``ipc`` namespace the container is in the host's. That file
+  is read only when the engine is on a local socket; otherwise podman's own record of the command line
+  (``Config.CreateCommand`` of a ``podman run``/``create``) is used, and failing both the mode is ``unknown``, which
+  5.17 reports as undecided rather than passed.
+- ``State.Health`` is always present (``{"Status": ""}``) even without a health check, which reads as "has a
+  health check"; an empty one is dropped.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -82,13 +96,71 @@ def gather(host: str) -> EngineFacts:
         client.close()
 
 
+def _libpod_version(version: Mapping[str, Any]) -> str | None:
+    """The libpod API version when the engine is podman (its ``Podman Engine`` component), else ``None``."""
+    for component in version.get("Components") or []:
+        if str(component.get("Name", "")).lower().startswith("podman"):
+            return str((component.get("Details") or {}).get("APIVersion") or component.get("Version") or "4.0.0")
+    return None
+
+
+def _ipc_from_oci_config(path: str) -> str | None:
+    """``host`` or ``private`` from the OCI runtime configuration at ``path``; ``None`` when it cannot be read."""
+    try:
+        config = json.loads(Path(path).read_text())
+        namespaces = config["linux"]["namespaces"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return "private" if any(isinstance(n, dict) and n.get("type") == "ipc" for n in namespaces) else "host"
+
+
+def _ipc_from_command(command: Sequence[str]) -> str | None:
+    """The ``--ipc`` value of a ``podman run``/``create`` command line, ``private`` when it has none.
+
+    ``None`` for any other command: a container created through the API records the service's own command
+    line (``podman system service ...``), which says nothing about the container.
+    """
+    words = [w for w in command[1:3] if not w.startswith("-")]
+    if words[:1] == ["container"]:
+        words = words[1:]
+    if words[:1] not in (["run"], ["create"]):
+        return None
+    for i, arg in enumerate(command):
+        if arg == "--ipc" and i + 1 < len(command):
+            return str(command[i + 1])
+        if arg.startswith("--ipc="):
+            return arg.removeprefix("--ipc=")
+    return "private"
+
+
+def _podman_inspect(api: docker.APIClient, data: dict[str, Any], libpod: str, local: bool) -> dict[str, Any]:
+    """``data`` (podman's compatible inspect) with IpcMode and State.Health as dockerd would give them."""
+    fixed = dict(data)
+    state = dict(fixed.get("State") or {})
+    health = state.get("Health")
+    if isinstance(health, dict) and not health.get("Status") and not (fixed.get("Config") or {}).get("Healthcheck"):
+        del state["Health"]
+        fixed["State"] = state
+    response = api.get(f"{api.base_url}/v{libpod}/libpod/containers/{data['Id']}/json", timeout=ENGINE_TIMEOUT)
+    response.raise_for_status()
+    native: dict[str, Any] = response.json()
+    mode = _ipc_from_oci_config(str(native.get("OCIConfigPath") or "")) if local else None
+    if mode is None:
+        mode = _ipc_from_command([str(a) for a in (native.get("Config") or {}).get("CreateCommand") or []])
+    fixed["HostConfig"] = {**(fixed.get("HostConfig") or {}), "IpcMode": mode or "unknown"}
+    return fixed
+
+
 def _gather(client: docker.DockerClient, host: str) -> EngineFacts:
     api = client.api
     info: dict[str, Any] = client.info()
+    libpod = _libpod_version(api.version())
     containers = []
     used_images: set[str] = set()
     for summary in api.containers(all=True):
         data = api.inspect_container(summary["Id"])
+        if libpod is not None:
+            data = _podman_inspect(api, data, libpod, local=host.startswith("unix://"))
         running = bool(data.get("State", {}).get("Running"))
         processes = None
         if running:
