@@ -81,12 +81,16 @@ def password_hash() -> str:
 
 
 @pytest.fixture
-async def site(password_hash: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Site]:
-    """The real app over a fresh data dir, its lifespan running, with users root (admin), alice and guest."""
+async def site(
+    password_hash: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Site]:
+    """The real app over a fresh data dir, with users root (admin), alice and guest; settings overridden by an
+    indirect parameter (a dict) when a test gives one."""
     for key in list(os.environ):
         if key.startswith("TRUSTYARD_"):
             monkeypatch.delenv(key)
-    settings = load_settings(data_dir=tmp_path / "data", fsync=False, scan_workers=0, login_max_failures=3)
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    settings = load_settings(data_dir=tmp_path / "data", fsync=False, scan_workers=0, login_max_failures=3, **overrides)
     app = create_app(settings)
     access: AccessControl = app.state.access
     for name in USERS:

@@ -304,3 +304,17 @@ async def test_removing_a_member_and_deleting_a_robot(site: Site) -> None:
     deleted = await site.form(client, "/projects/team-f/robots", "/projects/team-f/robots/delete", robot="deployer")
     assert deleted.status_code == 303
     assert site.access.store.get_robot("deployer") is None
+
+
+@pytest.mark.parametrize("site", [{"users_create_projects": False}], indirect=True)
+async def test_only_administrators_create_projects_when_so_configured(site: Site) -> None:
+    client = await site.client()
+    await site.sign_in(client, "alice")
+    page = await client.get("/projects")
+    assert "Create a project" not in page.text
+    refused = await client.post("/projects", data={"csrf": csrf_of(page.text), "name": "mine"})
+    assert refused.status_code == 403 and "may not create projects" in refused.text
+    assert site.access.store.get_project("mine") is None
+    admin = await site.client()
+    await site.sign_in(admin, "root")
+    assert "Create a project" in (await admin.get("/projects")).text
