@@ -156,3 +156,24 @@ async def test_the_pages_show_tags_platforms_and_layers(site: Site) -> None:
     assert 'href="/projects/apps"' in projects.text
     dashboard = await browser.get("/dashboard")
     assert dashboard.status_code == 200 and "<svg" in dashboard.text and "unscanned" in dashboard.text
+
+
+async def test_tags_come_in_pages_newest_first(site: Site) -> None:
+    _, image, _ = await _pushed(site)
+    http = await site.client()
+    http.auth = ("root", PASSWORD)
+    client = RegistryClient(http, site.app, site.app.state.settings)
+    for i in range(26):  # the same image under 26 more tags: the page shows 25 per page
+        assert (await client.put_manifest(REPO, f"t{i:02d}", image)).status_code == 201
+    first = (await _get(site, "root", f"/repositories/{REPO}/tags", limit="2")).json()
+    assert first["total"] == 28 and first["offset"] == 0
+    assert [t["name"] for t in first["tags"]] == ["t25", "t24"]
+    second = (await _get(site, "root", f"/repositories/{REPO}/tags", limit="2", offset="2")).json()
+    assert [t["name"] for t in second["tags"]] == ["t23", "t22"]
+    assert (await _get(site, "root", f"/repositories/{REPO}/tags", limit="0")).status_code == 400
+    browser = await site.client()
+    await site.sign_in(browser, "root")
+    page = await browser.get(f"/repositories/{REPO}")
+    assert "Tags 1–25 of 28" in page.text and 'href="?page=2"' in page.text
+    older = await browser.get(f"/repositories/{REPO}", params={"page": "2"})
+    assert "Tags 26–28 of 28" in older.text and ">multi<" in older.text

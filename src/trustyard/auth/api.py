@@ -625,11 +625,12 @@ def list_repositories(c: Call, _: NoBody) -> overview.RepositoryList:
 
 
 def list_repository_tags(c: Call, _: NoBody) -> overview.TagList:
-    """Callers who may list the repository: its tags with digest, size, platforms, pusher and scan summary."""
+    """Callers who may list the repository: a page of its tags (newest push first) with digest, size, platforms,
+    pusher and scan summary."""
     name = c.params["name"]
     if Action.LIST not in c.access.policy.actions(c.principal, name):
         raise _forbidden(f"{c.principal.subject!r} may not {c.endpoint.summary} of {name!r} (needs list)")
-    found = overview.list_tags(_registry(c), name)
+    found = overview.list_tags(_registry(c), name, c.query(overview.TagPage))
     if found is None:
         raise ApiError(404, "NOT_FOUND", f"no repository {name!r}")
     return found
@@ -771,7 +772,13 @@ ENDPOINTS: Final[tuple[Endpoint[Any], ...]] = (
         query=overview.RepositoryFilters,
     ),
     Endpoint(
-        "GET", f"{PREFIX}/repositories/{{name}}/tags", "list the tags", list_repository_tags, NoBody, overview.TagList
+        "GET",
+        f"{PREFIX}/repositories/{{name}}/tags",
+        "list the tags",
+        list_repository_tags,
+        NoBody,
+        overview.TagList,
+        query=overview.TagPage,
     ),
     Endpoint("GET", _MANIFEST, "see the image", get_image, NoBody, overview.ImageDetail),
     Endpoint("GET", f"{PREFIX}/exposure", "see the exposure", get_exposure, NoBody, exposure_service.Exposure),

@@ -44,6 +44,7 @@ __all__ = [
     "RepositoryOut",
     "TagList",
     "TagOut",
+    "TagPage",
     "image_detail",
     "list_repositories",
     "list_tags",
@@ -103,10 +104,20 @@ class TagOut(Answer):
 
 
 class TagList(Answer):
-    """A repository's tags, newest push first."""
+    """One page of a repository's tags, newest push first; ``total`` counts them all."""
 
     repository: str
+    total: int
+    offset: int
     tags: list[TagOut]
+
+
+class TagPage(BaseModel):
+    """Query parameters of ``GET /api/v1/repositories/{name}/tags``: which page of tags, newest push first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
 
 
 class LayerOut(Answer):
@@ -342,12 +353,15 @@ def _pushers(registry: RegistryService, name: str) -> dict[str, str]:
     return found
 
 
-def list_tags(registry: RegistryService, name: str) -> TagList | None:
-    """The repository's tags with everything the tag table shows; ``None`` if the repository does not exist."""
+def list_tags(registry: RegistryService, name: str, page: TagPage | None = None) -> TagList | None:
+    """A page of the repository's tags with everything the tag table shows (each one costs manifest reads, so
+    callers page); ``None`` if the repository does not exist."""
+    page = page or TagPage()
     with registry.db.read() as conn:
         rid = conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar_one_or_none()
         if rid is None:
             return None
+        total = conn.execute(select(func.count()).select_from(tags).where(tags.c.repository_id == rid)).scalar_one()
         rows = conn.execute(
             select(
                 tags.c.name,
@@ -362,6 +376,8 @@ def list_tags(registry: RegistryService, name: str) -> TagList | None:
             )
             .where(tags.c.repository_id == rid)
             .order_by(tags.c.updated_at.desc(), tags.c.name)
+            .limit(page.limit)
+            .offset(page.offset)
         ).all()
     pushers = _pushers(registry, name) if rows else {}
     found: list[TagOut] = []
@@ -390,7 +406,7 @@ def list_tags(registry: RegistryService, name: str) -> TagList | None:
         )
         for t in found
     ]
-    return TagList(repository=name, tags=tagged)
+    return TagList(repository=name, total=int(total), offset=page.offset, tags=tagged)
 
 
 # -- one image -------------------------------------------------------------------------------------------------

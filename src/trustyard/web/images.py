@@ -28,6 +28,7 @@ from trustyard.web.interface import Visit, WebInterface
 __all__ = ["ROUTES"]
 
 _RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
+TAGS_PER_PAGE: Final = 25
 _FORMATS: Final = {"cyclonedx-json": "cdx.json", "spdx-json": "spdx.json"}
 
 
@@ -112,13 +113,24 @@ async def repository(web: WebInterface, visit: Visit) -> Response:
     """A repository's tags: digest, platforms, size, push time and pusher, signed or not and by whom (the
     verdict endpoint's answer, with whether the registry lets it be pulled now), scan summary, pull commands."""
     name = visit.request.path_params["name"]
-    found = await web.call(visit, api.list_repository_tags, NoBody(), name=name)
+    requested = visit.request.query_params.get("page", "1")
+    number = int(requested) if requested.isdigit() and 0 < int(requested) < 100_000 else 1
+    query = [("limit", str(TAGS_PER_PAGE)), ("offset", str((number - 1) * TAGS_PER_PAGE))]
+    found = await web.call(visit, api.list_repository_tags, NoBody(), query=query, name=name)
     verdicts = {}
     for tag in found.tags:
         verdicts[tag.name] = await web.call(visit, api.get_verdict, NoBody(), name=name, reference=tag.name)
     project = name.split("/", 1)[0]
+    pages = max(1, -(-found.total // TAGS_PER_PAGE))
     return web.page(
-        visit, "repository.html", repository=found, project=project, severities=SEVERITIES, verdicts=verdicts
+        visit,
+        "repository.html",
+        repository=found,
+        project=project,
+        severities=SEVERITIES,
+        verdicts=verdicts,
+        number=number,
+        pages=pages,
     )
 
 
