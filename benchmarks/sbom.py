@@ -35,11 +35,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trustyard.oci.digest import Digest
-from trustyard.scan.cache import DirectoryLayerCache, LayerCache
-from trustyard.scan.indexer import Indexer, IndexReport
-from trustyard.scan.layers import Layer
-from trustyard.scan.sources import open_source
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `python benchmarks/sbom.py`: make `benchmarks` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.registry import write_section  # noqa: E402
+from trustyard.oci.digest import Digest  # noqa: E402
+from trustyard.scan.cache import DirectoryLayerCache, LayerCache  # noqa: E402
+from trustyard.scan.indexer import Indexer, IndexReport  # noqa: E402
+from trustyard.scan.layers import Layer  # noqa: E402
+from trustyard.scan.sources import open_source  # noqa: E402
 
 SHARED = Path(os.environ.get("TRUSTYARD_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 ROOTFS = SHARED / "images" / "debian-bookworm-minbase" / "rootfs.tar.xz"
@@ -127,6 +132,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, help="Markdown file whose image-analysis section is (re)written")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="trustyard-bench-sbom-"))
     try:
         blob = build_layout(scratch / "layout")
@@ -175,7 +181,9 @@ def main() -> None:
         ),
         "",
         f"Best of {args.runs} runs each (warm and layers-only: of {max(args.runs, 5)}), on {platform.machine()}, "
-        f"{os.cpu_count()} logical cores, Python {platform.python_version()}. The cold analysis decompresses in "
+        f"{os.cpu_count()} logical cores (1-minute load average {load_before:.1f} before the runs, "
+        f"{os.getloadavg()[0]:.1f} after: other work on the machine slows the single-threaded analysis more than "
+        f"the two-process reference), Python {platform.python_version()}. The cold analysis decompresses in "
         "Python's zlib and hashes every file, like the reference, and also parses the tar, keeps the file bill of "
         "materials, "
         "runs every analyzer and writes the cache entries (fsynced). The warm analysis opens the layout, finds the "
@@ -188,10 +196,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out is not None:
-        existing = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-        head, found, rest = existing.partition(SECTION)
-        tail = rest[rest.find("\n## ") + 1 :] if found and "\n## " in rest else ""
-        args.out.write_text(head.rstrip("\n") + "\n\n" + text + ("\n" + tail if tail else ""))
+        write_section(args.out, text, SECTION)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,9 @@ class Indexer:
         if file_index is None and isinstance(cache, DirectoryLayerCache):
             file_index = SqliteFileIndex(cache.root / INDEX_FILE)
         self._file_index = file_index
+        # isinstance against a runtime-checkable Protocol inspects the class each time: asked once here, not
+        # for every wanted file of every layer
+        self._extractors = {a.name: a for a in self._analyzers if isinstance(a, Extractor)}
         self._fingerprint = fingerprint(((a.name, a.version) for a in self._analyzers), self._limits)
 
     def wants(self, path: str) -> bool:
@@ -183,9 +186,8 @@ class Indexer:
     def _extractors_of(self, path: str) -> tuple[Extractor, ...] | None:
         """The extractors whose summaries are kept for ``path``: all that want it, if every one that does extracts."""
         wanting = [a for a in self._analyzers if a.wants(path)]
-        if not wanting or not all(isinstance(a, Extractor) for a in wanting):
-            return None
-        return tuple(a for a in wanting if isinstance(a, Extractor))
+        extractors = tuple(self._extractors[a.name] for a in wanting if a.name in self._extractors)
+        return extractors if wanting and len(extractors) == len(wanting) else None
 
     def reduce(self, path: str, data: bytes) -> bytes | None:
         """What the walker keeps of a wanted file: the summaries of the extractors when only extractors want it.
@@ -355,11 +357,12 @@ class Indexer:
     def _inputs(self, analyzer: Analyzer, view: ImageView) -> Mapping[str, bytes]:
         """The files ``analyzer`` wants as they are now; for an extractor, their summaries."""
         files = {f.path: data for f, data in view.captured() if analyzer.wants(f.path)}
-        if not isinstance(analyzer, Extractor):
+        extractor = self._extractors.get(analyzer.name)
+        if extractor is None:
             return files
         summaries: dict[str, bytes] = {}
         for path, data in files.items():
-            summary = _own_summary(analyzer, path, data)
+            summary = _own_summary(extractor, path, data)
             if summary is not None:
                 summaries[path] = summary
         return summaries

@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 import struct
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -40,7 +41,7 @@ from trustyard.scan.analyzers.binary_classifiers import CLASSIFIERS, WINDOW, Cla
 from trustyard.scan.cpe import cpe23
 from trustyard.scan.errors import PackageDatabaseError
 from trustyard.scan.model import Component, ComponentType, PackageFile
-from trustyard.scan.parsers.gobinary import elf_sections
+from trustyard.scan.parsers.gobinary import ElfSection, elf_sections
 
 EVIDENCE: Final = "identified by binary signature"
 CHUNK: Final = 1 << 20
@@ -51,6 +52,8 @@ _ELF: Final = b"\x7fELF"
 _DATA_TREES: Final = ("usr/share/", "usr/include/", "etc/", "var/lib/dpkg/", "var/lib/apk/", "var/cache/", "proc/")
 _SHARED_OBJECT: Final = re.compile(r"\.so(?:\.[0-9][0-9.]*)?$")
 _SEARCHED_SECTIONS: Final = (".rodata", ".data")
+_HASH_ASIDE: Final = 256 << 10
+"""Files at least this large are hashed in a thread beside the search (smaller ones: a thread costs more)."""
 
 
 class BinarySummaryError(PackageDatabaseError):
@@ -64,23 +67,23 @@ def _names_pattern(classifiers: Iterable[Classifier]) -> re.Pattern[str]:
 _NAMED: Final = _names_pattern(CLASSIFIERS)
 
 
-def regions(data: bytes) -> list[tuple[int, int]]:
+def regions(data: bytes, sections: Sequence[ElfSection] | None = None) -> list[tuple[int, int]]:
     """The (offset, size) spans of an ELF file worth searching: its string-holding sections, else all of it."""
     found = [
         (s.offset, min(s.size, len(data) - s.offset))
-        for s in elf_sections(data)
+        for s in (elf_sections(data) if sections is None else sections)
         if s.name.startswith(_SEARCHED_SECTIONS) and 0 <= s.offset < len(data) and s.size > 0
     ]
     return sorted(found) if found else [(0, len(data))]
 
 
-def needed(data: bytes) -> tuple[str, ...]:
+def needed(data: bytes, sections: Sequence[ElfSection] | None = None) -> tuple[str, ...]:
     """The shared libraries an ELF file loads (its ``DT_NEEDED`` entries); empty for a static or unreadable one."""
     if len(data) < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
         return ()
     wide, endian = data[4] == 2, "<" if data[5] == 1 else ">"
-    sections = {s.name: s for s in elf_sections(data)}
-    dynamic, strings = sections.get(".dynamic"), sections.get(".dynstr")
+    by_name = {s.name: s for s in (elf_sections(data) if sections is None else sections)}
+    dynamic, strings = by_name.get(".dynamic"), by_name.get(".dynstr")
     if dynamic is None or strings is None:
         return ()
     entry = struct.Struct(endian + ("qQ" if wide else "iI"))
@@ -168,6 +171,12 @@ def classify(
     return found
 
 
+def _hash(data: bytes, into: dict[str, str]) -> None:
+    """The digests package databases record of a file: dpkg's MD5, apk's SHA-1 (compared, not trusted)."""
+    into["md5"] = hashlib.md5(data).hexdigest()  # noqa: S324 - what dpkg lists, compared with it
+    into["sha1"] = hashlib.sha1(data).hexdigest()  # noqa: S324 - what apk lists, compared with it
+
+
 def _purl(name: str, version: str) -> str:
     return PackageURL(type="generic", name=name, version=version).to_string()
 
@@ -194,9 +203,19 @@ class BinaryAnalyzer:
         """For an ELF file: its classifier hits, MD5 and SHA-1, as JSON; ``None`` for anything else."""
         if not data.startswith(_ELF):
             return None
-        found = classify(path, chunks(data, regions(data)), self._classifiers, needed(data))
-        summary = {"md5": hashlib.md5(data).hexdigest(), "sha1": hashlib.sha1(data).hexdigest(), "found": found}  # noqa: S324 - compared with what dpkg/apk record, not trusted
-        return json.dumps(summary, sort_keys=True).encode()
+        digests: dict[str, str] = {}
+        # hashlib lets go of the GIL on large buffers: a large file is hashed on the other core while the
+        # classifiers (which hold it) search, as the reference pipeline ``gzip -dc | sha256sum`` uses two
+        hashing = threading.Thread(target=_hash, args=(data, digests)) if len(data) >= _HASH_ASIDE else None
+        if hashing is not None:
+            hashing.start()
+        sections = elf_sections(data)
+        found = classify(path, chunks(data, regions(data, sections)), self._classifiers, needed(data, sections))
+        if hashing is None:
+            _hash(data, digests)
+        else:
+            hashing.join()
+        return json.dumps({**digests, "found": found}, sort_keys=True).encode()
 
     def analyze(self, files: Mapping[str, bytes]) -> Sequence[Component]:
         """One component per (classifier, version), naming every file it was found in (sorted)."""
