@@ -19,6 +19,7 @@ from trustyard.bench.base import InputUnavailable
 from trustyard.bench.daemonconfig import DaemonSettings, load_settings
 from trustyard.bench.engine import EngineFacts, default_docker_host, gather
 from trustyard.bench.imagefacts import ImageFacts, load_image
+from trustyard.bench.layout import Engine, Layout, detect
 
 T = TypeVar("T")
 
@@ -54,20 +55,40 @@ class BenchContext:
     dockerd_cmdline: str | None = None
     docker_host: str | None = None
     images: tuple[str, ...] = ()
+    engine_kind: Engine | None = None
+    rootless_user: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _daemon: _Once[DaemonSettings] = field(default_factory=_Once, repr=False)
     _engine: _Once[EngineFacts] = field(default_factory=_Once, repr=False)
     _images: _Once[tuple[ImageFacts, ...]] = field(default_factory=_Once, repr=False)
+    _layout: _Once[Layout] = field(default_factory=_Once, repr=False)
 
     def path(self, host_path: str) -> Path:
         """``host_path`` (absolute on the audited host) inside ``root``."""
         return self.root / host_path.lstrip("/")
 
+    def layout(self) -> Layout:
+        """Where the engine keeps its files (rootful or rootless Docker or podman; ``layout.detect``)."""
+        return self._layout.get(lambda: detect(self.root, engine=self.engine_kind, rootless_user=self.rootless_user))
+
     def daemon(self) -> DaemonSettings:
         """The daemon's effective settings; ``InputUnavailable`` when neither daemon.json nor dockerd is found."""
 
         def load() -> DaemonSettings:
-            found = load_settings(self.root, daemon_json=self.daemon_json, cmdline=self.dockerd_cmdline)
+            default_json, rootless = "/etc/docker/daemon.json", False
+            try:
+                layout = self.layout()
+            except InputUnavailable:
+                layout = None
+            if layout is not None and layout.rootless and layout.engine is Engine.DOCKER:
+                default_json, rootless = layout.path(default_json), True  # the user's daemon.json
+            found = load_settings(
+                self.root,
+                daemon_json=self.daemon_json,
+                cmdline=self.dockerd_cmdline,
+                rootless=rootless,
+                default_json=default_json,
+            )
             if found is None:
                 raise InputUnavailable(
                     f"no {self.path('/etc/docker/daemon.json')} and no running dockerd under {self.path('/proc')}; "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trustyard.bench.base import BenchError
+from trustyard.bench.layout import Engine, engine_processes
 
 DEFAULT_DAEMON_JSON: Final = "etc/docker/daemon.json"
 DEFAULT_DATA_ROOT: Final = "/var/lib/docker"
@@ -120,21 +121,9 @@ def parse_cmdline(argv: Sequence[str]) -> dict[str, Any]:
 
 def find_dockerd(root: Path) -> tuple[list[str], bool] | None:
     """The argv of a running dockerd under ``<root>/proc`` and whether it runs as a user other than root."""
-    proc = root / "proc"
-    if not proc.is_dir():
-        return None
-    for entry in sorted(proc.iterdir()):
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = [a.decode() for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if argv and Path(argv[0]).name == "dockerd":
-            uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "0")
-            return argv, uid != "0"
-    return None
+    found = ((argv, uid) for engine, argv, uid in engine_processes(root) if engine is Engine.DOCKER)
+    argv_uid = next(found, None)
+    return None if argv_uid is None else (argv_uid[0], argv_uid[1] != 0)
 
 
 def load_daemon_json(path: Path) -> dict[str, Any]:
@@ -199,9 +188,20 @@ def settings_from(config: Mapping[str, Any], *, rootless: bool = False, sources:
     )
 
 
-def load_settings(root: Path, *, daemon_json: Path | None = None, cmdline: str | None = None) -> DaemonSettings | None:
-    """The daemon's settings from what is there; ``None`` when neither a daemon.json nor a command line is found."""
-    rootless = False
+def load_settings(
+    root: Path,
+    *,
+    daemon_json: Path | None = None,
+    cmdline: str | None = None,
+    rootless: bool = False,
+    default_json: str = "/" + DEFAULT_DAEMON_JSON,
+) -> DaemonSettings | None:
+    """The daemon's settings from what is there; ``None`` when neither a daemon.json nor a command line is found.
+
+    ``rootless``: the daemon is known to run rootless (``bench/layout.py``) whatever its process shows.
+    ``default_json``: the host path dockerd reads when neither ``daemon_json`` nor its ``--config-file`` says
+    (a rootless dockerd reads ``~/.config/docker/daemon.json``).
+    """
     argv: list[str] | None = None
     sources: list[str] = []
     if cmdline is not None:
@@ -210,13 +210,14 @@ def load_settings(root: Path, *, daemon_json: Path | None = None, cmdline: str |
     else:
         running = find_dockerd(root)
         if running is not None:
-            argv, rootless = running
+            argv, running_rootless = running
+            rootless = rootless or running_rootless
             sources.append("running dockerd")
     flags = parse_cmdline(argv[1:] if argv and not argv[0].startswith("-") else argv or [])
     path = daemon_json
     if path is None:
         named = flags.get("config-file")
-        path = root / (str(named).lstrip("/") if named else DEFAULT_DAEMON_JSON)
+        path = root / (str(named) if named else default_json).lstrip("/")
     config: dict[str, Any] = {}
     if path.is_file():
         config = load_daemon_json(path)

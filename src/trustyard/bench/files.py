@@ -6,6 +6,10 @@ paths that depend on configuration (TLS files, daemon.json, the data root's sock
 settings when they are known. The docker socket belongs to ``root:docker``: the docker group's ID is read
 from the audited host's ``/etc/group``, not from the machine running the bench.
 
+For a rootless daemon or podman the files are looked for where that engine keeps them (``layout.py``), and
+those in the user's home or runtime directory should belong to that user, not root: "root:root" in the
+benchmark means "the daemon's owner", and a rootless daemon cannot even read files only root may.
+
 A file that is not on the host is INFO (nothing to protect), never PASS.
 """
 
@@ -19,7 +23,7 @@ from typing import Final
 
 from trustyard.bench.base import CheckResult, FunctionCheck, InputUnavailable, info, passed, warned
 from trustyard.bench.context import BenchContext
-from trustyard.bench.host import unit_candidates
+from trustyard.bench.layout import DOCKER_SOCKETS, Engine, unit_candidates
 
 Paths = Callable[[BenchContext], Sequence[str]]
 
@@ -47,11 +51,12 @@ def _existing(context: BenchContext, candidates: Sequence[str]) -> list[tuple[st
 
 
 def _fixed(*paths: str) -> Paths:
-    return lambda context: paths
+    return lambda context: context.layout().resolve(paths)
 
 
-def _first(*paths: str) -> Paths:
+def _first(*rootful: str) -> Paths:
     def pick(context: BenchContext) -> Sequence[str]:
+        paths = context.layout().resolve(rootful)
         return [p for p, _ in _existing(context, paths)][:1] or paths[:1]
 
     return pick
@@ -70,13 +75,14 @@ def _tls(attribute: str) -> Paths:
 def _daemon_json(context: BenchContext) -> Sequence[str]:
     if context.daemon_json is not None:
         return (str(context.daemon_json),)
-    return ("/etc/docker/daemon.json",)
+    return (context.layout().path("/etc/docker/daemon.json"),)
 
 
 def _registry_certs(context: BenchContext) -> Sequence[str]:
-    certs = context.path("/etc/docker/certs.d")
+    where = context.layout().path("/etc/docker/certs.d")
+    certs = context.path(where)
     if not certs.is_dir():
-        return ("/etc/docker/certs.d",)
+        return (where,)
     return sorted("/" + str(p.relative_to(context.root)) for p in certs.rglob("*") if p.is_file())
 
 
@@ -85,28 +91,39 @@ def _resolve(context: BenchContext, path: str) -> Path:
     return given if context.daemon_json is not None and path == str(context.daemon_json) else context.path(path)
 
 
+def _root_group(context: BenchContext, group: str) -> int:
+    """The gid of ``group`` for a file root owns; podman's socket belongs to root's group (there is no docker)."""
+    if group == "root" or context.layout().engine is Engine.PODMAN:
+        return 0
+    gid = group_id(context, group)
+    if gid is None:
+        raise InputUnavailable(f"no {group} group in {context.path('/etc/group')}")
+    return gid
+
+
 def ownership(check_id: str, title: str, paths: Paths, group: str = "root") -> FunctionCheck:
     """A check that every file ``paths`` names is owned by root and by ``group``."""
 
     def decide(context: BenchContext) -> CheckResult:
-        gid = 0 if group == "root" else group_id(context, group)
-        if gid is None:
-            raise InputUnavailable(f"no {group} group in {context.path('/etc/group')}")
+        layout = context.layout()
         targets = list(paths(context))
-        checked, wrong = 0, []
+        checked, wrong, owners = 0, [], set()
         for p in targets:
             try:
                 st = _resolve(context, p).stat()
             except OSError:
                 continue
             checked += 1
-            if st.st_uid != 0 or st.st_gid != gid:
+            uid, gid = layout.owner_of(p) or (0, _root_group(context, group))
+            owners.add(f"{uid}:{gid}" if (uid, gid) != (0, 0) else "root:root")
+            if st.st_uid != uid or st.st_gid != gid:
                 wrong.append(f"{p} ({st.st_uid}:{st.st_gid})")
         if not checked:
             return info(f"{targets[0] if targets else 'the file'} is not on this host")
+        owner = ", ".join(sorted(owners))
         if wrong:
-            return warned(f"not owned by root:{group}", wrong)
-        return passed(f"owned by root:{group}", targets)
+            return warned(f"not owned by {owner}", wrong)
+        return passed(f"owned by {owner}", targets)
 
     return FunctionCheck(check_id, title, "3", f"chown root:{group} on the file.", decide)
 
@@ -137,7 +154,7 @@ def permissions(check_id: str, title: str, paths: Paths, mode: int) -> FunctionC
 
 _SERVICE: Final = _first(*unit_candidates("docker.service"))
 _SOCKET_UNIT: Final = _first(*unit_candidates("docker.socket"))
-_DOCKER_SOCK: Final = _first("/run/docker.sock", "/var/run/docker.sock")
+_DOCKER_SOCK: Final = _first(*DOCKER_SOCKETS)
 _CONTAINERD_SOCK: Final = _first("/run/containerd/containerd.sock")
 
 CHECKS: Final = (

@@ -7,6 +7,9 @@ audit rules in ``/etc/audit/audit.rules`` and ``/etc/audit/rules.d/*.rules`` —
 boot, which is what survives a reboot (``auditctl -l`` would show only what is loaded now). A watch on a
 directory covers the files under it, as ``auditctl -w`` does.
 
+The paths are those of a rootful dockerd; for a rootless daemon or podman each is looked for where that engine
+keeps it (``layout.py``: ``~/.local/share/docker`` for ``/var/lib/docker``, the user unit for docker.service ...).
+
 Not here: the kernel's live audit state; host hardening (1.2.1) and version currency (1.2.2), which are
 judgements for a person and are reported as NOTE/INFO.
 """
@@ -20,9 +23,7 @@ from typing import Final
 from trustyard.bench.base import CheckResult, FunctionCheck, InputUnavailable, info, manual, note, passed, warned
 from trustyard.bench.context import BenchContext
 from trustyard.bench.daemonconfig import DEFAULT_DATA_ROOT
-
-_BIN_DIRS: Final = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin")
-_UNIT_DIRS: Final = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+from trustyard.bench.layout import binary_candidates, unit_candidates
 
 
 def audit_rules(context: BenchContext) -> set[str]:
@@ -57,18 +58,9 @@ def locate(context: BenchContext, candidates: Sequence[str]) -> str | None:
     return next((c for c in candidates if context.path(c).exists() or context.path(c).is_symlink()), None)
 
 
-def binary_candidates(name: str) -> tuple[str, ...]:
-    """Where a distribution installs the binary ``name`` (Debian ships dockerd in /usr/sbin)."""
-    return tuple(f"{d}/{name}" for d in _BIN_DIRS)
-
-
-def unit_candidates(name: str) -> tuple[str, ...]:
-    """Where systemd finds the unit ``name``."""
-    return tuple(f"{d}/{name}" for d in _UNIT_DIRS)
-
-
-def _audit_check(check_id: str, title: str, candidates: Sequence[str]) -> FunctionCheck:
+def _audit_check(check_id: str, title: str, rootful: Sequence[str]) -> FunctionCheck:
     def decide(context: BenchContext) -> CheckResult:
+        candidates = context.layout().resolve(rootful)
         found = locate(context, candidates)
         if found is None:
             return info(f"{candidates[0]} is not on this host", list(candidates))
@@ -80,7 +72,7 @@ def _audit_check(check_id: str, title: str, candidates: Sequence[str]) -> Functi
         check_id,
         title,
         "1",
-        f"Add an audit watch for the path in /etc/audit/rules.d (for example `-w {candidates[0]} -p wa -k docker`) "
+        f"Add an audit watch for the path in /etc/audit/rules.d (for example `-w {rootful[0]} -p wa -k docker`) "
         "and load it with augenrules --load.",
         decide,
     )
@@ -105,6 +97,8 @@ def separate_partition(context: BenchContext) -> CheckResult:
         data_root = context.daemon().data_root
     except InputUnavailable:
         data_root = DEFAULT_DATA_ROOT
+    if data_root == DEFAULT_DATA_ROOT:  # not configured: the engine's own default (rootless, podman)
+        data_root = context.layout().path(DEFAULT_DATA_ROOT)
     points = _mount_points(context)
     if not points:
         raise InputUnavailable(f"neither {context.path('/proc/mounts')} nor {context.path('/etc/fstab')} is readable")
@@ -243,4 +237,4 @@ CHECKS: Final = (
     ),
 )
 
-__all__ = ["CHECKS", "audit_rules"]
+__all__ = ["CHECKS", "audit_rules", "binary_candidates", "unit_candidates"]

@@ -21,7 +21,7 @@ place, socket ``/run/podman/podman.sock`` (rootless ``/run/user/UID/podman/podma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -174,11 +174,11 @@ def lookup_user(root: Path, name_or_uid: str) -> User:
     raise BenchError(f"no user {name_or_uid!r} in {passwd}")
 
 
-def find_engine_process(root: Path) -> tuple[Engine, int] | None:
-    """The engine running under ``ROOT/proc`` (a dockerd, or a ``podman system service``) and its uid."""
+def engine_processes(root: Path) -> Iterator[tuple[Engine, list[str], int]]:
+    """Each engine running under ``ROOT/proc`` (a dockerd, or a ``podman system service``): argv and uid."""
     proc = root / "proc"
     if not proc.is_dir():
-        return None
+        return
     for entry in sorted(proc.iterdir()):
         if not entry.name.isdigit():
             continue
@@ -190,8 +190,12 @@ def find_engine_process(root: Path) -> tuple[Engine, int] | None:
         engine = _engine_of(argv)
         if engine is not None:
             uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "0")
-            return engine, int(uid) if uid.isdigit() else 0
-    return None
+            yield engine, argv, int(uid) if uid.isdigit() else 0
+
+
+def find_engine_process(root: Path) -> tuple[Engine, int] | None:
+    """The first engine running under ``ROOT/proc`` and its uid."""
+    return next(((engine, uid) for engine, _, uid in engine_processes(root)), None)
 
 
 def _engine_of(argv: Sequence[str]) -> Engine | None:
@@ -227,6 +231,7 @@ __all__ = [
     "User",
     "binary_candidates",
     "detect",
+    "engine_processes",
     "find_engine_process",
     "lookup_user",
     "make_layout",

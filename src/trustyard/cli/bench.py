@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from trustyard.bench import BenchContext, run_checks, select
+from trustyard.bench.layout import Engine, lookup_user
 from trustyard.bench.report import Format, render
 from trustyard.cli.common import EXIT_FINDINGS, handle_errors
 
@@ -39,6 +40,18 @@ from trustyard.cli.common import EXIT_FINDINGS, handle_errors
     metavar="URL",
     help="Engine API to ask about containers (dockerd, rootless dockerd or podman system service). "
     "[default: DOCKER_HOST, the user's rootless socket, or unix:///var/run/docker.sock]",
+)
+@click.option(
+    "--engine",
+    "engine_kind",
+    type=click.Choice([e.value for e in Engine]),
+    help="Whose files sections 1 and 3 audit. [default: the engine running under ROOT/proc, else docker]",
+)
+@click.option(
+    "--rootless",
+    metavar="USER",
+    help="The engine runs rootless as USER (name or uid in ROOT/etc/passwd): audit its files in that user's "
+    "home and /run/user/UID. [default: recognised from the engine process's user]",
 )
 @click.option(
     "--image",
@@ -67,6 +80,8 @@ def bench(
     daemon_json: Path | None,
     dockerd_cmdline: str | None,
     docker_host: str | None,
+    engine_kind: str | None,
+    rootless: str | None,
     images: tuple[str, ...],
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -76,8 +91,16 @@ def bench(
 ) -> None:
     """Check a Docker host, its daemon, containers and images against the CIS Docker Benchmark v1.6.0."""
     checks = select(include, exclude)
+    if rootless is not None:
+        lookup_user(root, rootless)  # a user the host does not have is a usage mistake, not an INFO per check
     context = BenchContext(
-        root=root, daemon_json=daemon_json, dockerd_cmdline=dockerd_cmdline, docker_host=docker_host, images=images
+        root=root,
+        daemon_json=daemon_json,
+        dockerd_cmdline=dockerd_cmdline,
+        docker_host=docker_host,
+        images=images,
+        engine_kind=Engine(engine_kind) if engine_kind else None,
+        rootless_user=rootless,
     )
     report = run_checks(checks, context)
     text = render(report, Format(fmt))
