@@ -15,7 +15,7 @@ from typing import Any, Final
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-__all__ = ["HEADERS", "Renderer", "human_size", "short_digest", "when"]
+__all__ = ["HEADERS", "Renderer", "age", "human_size", "short_digest", "when"]
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 HEADERS: Final = {
@@ -42,22 +42,39 @@ def human_size(size: int | float | None) -> str:
     return f"{value:.1f} TB"
 
 
-def when(value: float | str | dt.datetime | None) -> str:
-    """A time in UTC to the minute; epoch seconds, RFC 3339 text or a datetime."""
+def _moment(value: float | str | dt.datetime | None) -> dt.datetime | None:
+    """Epoch seconds, RFC 3339 text or a datetime as an aware datetime; ``None`` for nothing or unreadable text."""
     if value is None or value == "":
-        return ""
+        return None
     if isinstance(value, int | float):
-        moment = dt.datetime.fromtimestamp(value, dt.UTC)
-    elif isinstance(value, str):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if isinstance(value, str):
         try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return value
-    else:
-        moment = value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def when(value: float | str | dt.datetime | None) -> str:
+    """A time in UTC to the minute; epoch seconds, RFC 3339 text or a datetime (unreadable text as it is)."""
+    moment = _moment(value)
+    if moment is None:
+        return value if isinstance(value, str) else ""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def age(value: float | str | dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """How long ago, in the largest whole unit (``3 days``, ``5 hours``); what an operator reads first."""
+    moment = _moment(value)
+    if moment is None:
+        return ""
+    seconds = max(0.0, ((now or dt.datetime.now(dt.UTC)) - moment).total_seconds())
+    for unit, size in (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "less than a minute"
 
 
 def short_digest(digest: str | None) -> str:
@@ -79,7 +96,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(size=human_size, when=when, short=short_digest)
+        self.env.filters.update(size=human_size, when=when, age=age, short=short_digest)
 
     def page(self, template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
         """The rendered template as an HTML answer with the interface's security headers."""
