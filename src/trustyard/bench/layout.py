@@ -194,8 +194,10 @@ def engine_processes(root: Path) -> Iterator[tuple[Engine, list[str], int]]:
 
 
 def find_engine_process(root: Path) -> tuple[Engine, int] | None:
-    """The first engine running under ``ROOT/proc`` and its uid."""
-    return next(((engine, uid) for engine, _, uid in engine_processes(root)), None)
+    """The engine running under ``ROOT/proc`` and its uid; a dockerd before a podman when both run (the
+    benchmark is Docker's; ``--engine podman`` audits podman's files then)."""
+    found = sorted(((engine, uid) for engine, _, uid in engine_processes(root)), key=lambda e: e[0] != Engine.DOCKER)
+    return found[0] if found else None
 
 
 def _engine_of(argv: Sequence[str]) -> Engine | None:
@@ -211,11 +213,14 @@ def _engine_of(argv: Sequence[str]) -> Engine | None:
 
 def detect(root: Path, *, engine: Engine | None = None, rootless_user: str | None = None) -> Layout:
     """The layout from what was said, else from the engine process under ``ROOT/proc``, else rootful Docker."""
-    running = find_engine_process(root)
+    if engine is None:
+        running = find_engine_process(root)
+    else:
+        running = next(((e, uid) for e, _, uid in engine_processes(root) if e is engine), None)
     chosen = engine or (running[0] if running else Engine.DOCKER)
     if rootless_user is not None:
         return make_layout(chosen, lookup_user(root, rootless_user))
-    if running is not None and running[1] != 0 and (engine is None or engine is running[0]):
+    if running is not None and running[1] != 0:
         try:
             return make_layout(chosen, lookup_user(root, str(running[1])))
         except BenchError as e:
