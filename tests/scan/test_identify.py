@@ -129,3 +129,13 @@ def test_apk_checksums_and_wheel_records_are_verified_and_learnt(tmp_path: Path)
     assert wheel_files
     found = index.lookup({sha for sha, _ in wheel_files})
     assert all(any(k.package.name == name for k in found[sha]) for sha, name in wheel_files)
+
+
+def test_an_index_that_cannot_be_written_only_logs(
+    images: copies.Copies, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-folder").write_text("a file where the index's folder should be")
+    index = SqliteFileIndex(tmp_path / "not-a-folder" / FILE_NAME)
+    report = analyse(f"rootfs:{APP_LAYER}", Indexer(file_index=index))
+    assert len(report.components) > 3
+    assert "cannot record" in caplog.text

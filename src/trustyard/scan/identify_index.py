@@ -100,7 +100,7 @@ class SqliteFileIndex:
                 before = db.total_changes
                 db.executemany("INSERT OR IGNORE INTO package_files (sha256, identity, path) VALUES (?, ?, ?)", rows)
                 return db.total_changes - before
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             _log.warning("file-hash index %s: cannot record %d files (%s)", self._path, len(rows), e)
             return 0
 
@@ -118,7 +118,7 @@ class SqliteFileIndex:
                     query = f"SELECT sha256, identity, path FROM package_files WHERE sha256 IN ({marks}) ORDER BY 1, 2"  # noqa: S608 - placeholders only
                     for sha256, text, path in db.execute(query, batch):
                         found.setdefault(sha256, []).append(KnownFile(_package(text), path))
-        except (sqlite3.Error, ValueError, KeyError, TypeError) as e:
+        except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as e:
             _log.warning("file-hash index %s: unreadable (%s); no file is identified by hash", self._path, e)
             return {}
         return found
