@@ -432,7 +432,7 @@ def machine_info(command: Sequence[str]) -> dict[str, str]:
     info = registry_machine_info(command)
     for key in ("reference", "skopeo", "wrk"):
         info.pop(key, None)
-    info["notary (client and server)"] = _version(["notary", "version"])
+    info["notary (client and server)"] = _version(["dpkg-query", "-W", "-f=${Package} ${Version}", "notary"])
     return info
 
 
