@@ -340,6 +340,13 @@ class ScanJobs:
             row = conn.execute(select(scan_reports).where(scan_reports.c.digest == digest)).first()
         return None if row is None else _report_of(row)
 
+    def findings_of(self, digest: str) -> str | None:
+        """Only the stored findings document of ``digest`` (the pull gate's question on every manifest GET: the
+        inventory and SBOMs in the same row are large and not needed)."""
+        with self.db.read() as conn:
+            row = conn.execute(select(scan_reports.c.findings).where(scan_reports.c.digest == digest)).first()
+        return None if row is None else str(row[0])
+
     def inventories(self, digests: Sequence[str]) -> list[tuple[str, str, tuple[str, ...]]]:
         """(digest, inventory, finding ids) of the stored reports among ``digests``: what a re-check reads."""
         columns = (scan_reports.c.digest, scan_reports.c.inventory, scan_reports.c.finding_ids)

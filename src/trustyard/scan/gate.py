@@ -101,8 +101,8 @@ class VulnerabilityGate:
         """``None`` to serve the manifest, else the refusal naming the worst findings (or the missing scan)."""
         policy = pull.policy
         project = project_of(pull.repository)
-        report = self.jobs.report(pull.digest)
-        if report is None:
+        findings = self.jobs.findings_of(pull.digest)
+        if findings is None:
             state = self.jobs.state(pull.digest)
             if state is not None and state.status is JobStatus.SKIPPED:
                 return None  # an artifact, not an image
@@ -116,7 +116,7 @@ class VulnerabilityGate:
                 f" {status}{reason}; pull again when its scan is done",
                 {"digest": pull.digest, "scan_status": status},
             )
-        document = json.loads(report.findings)
+        document = json.loads(findings)
         if document.get("status") != "ok":
             if not policy.block_unscanned:
                 return None
