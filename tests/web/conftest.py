@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,16 +80,10 @@ def password_hash() -> str:
     return hash_secret(PASSWORD)
 
 
-@pytest.fixture
-async def site(
-    password_hash: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> AsyncIterator[Site]:
-    """The real app over a fresh data dir, with users root (admin), alice and guest; settings overridden by an
-    indirect parameter (a dict) when a test gives one."""
-    for key in list(os.environ):
-        if key.startswith("TRUSTYARD_"):
-            monkeypatch.delenv(key)
-    overrides: dict[str, Any] = getattr(request, "param", {})
+@asynccontextmanager
+async def open_site(tmp_path: Path, password_hash: str, **overrides: Any) -> AsyncIterator[Site]:
+    """The real app over a fresh data dir (and database, ``database_url`` in ``overrides``), with users root
+    (admin), alice and guest; closed when the block ends."""
     settings = load_settings(data_dir=tmp_path / "data", fsync=False, scan_workers=0, login_max_failures=3, **overrides)
     app = create_app(settings)
     access: AccessControl = app.state.access
@@ -99,3 +93,15 @@ async def site(
     async with AsyncExitStack() as stack:
         stack.callback(app.state.registry.db.dispose)
         yield Site(app, access, settings.data_dir, stack)
+
+
+@pytest.fixture
+async def site(
+    password_hash: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Site]:
+    """``open_site`` on SQLite; settings overridden by an indirect parameter (a dict) when a test gives one."""
+    for key in list(os.environ):
+        if key.startswith("TRUSTYARD_"):
+            monkeypatch.delenv(key)
+    async with open_site(tmp_path, password_hash, **getattr(request, "param", {})) as opened:
+        yield opened

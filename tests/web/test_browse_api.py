@@ -2,13 +2,16 @@
 repositories with sizes, tags with platforms and pushers, one image's layers and referrers, the exposure
 summary and the vulnerability data status; and the pages that show them.
 
-Content is pushed over the registry's own ``/v2`` API by the administrator (Basic credentials), as a client
-would: an image index of two platforms tagged ``multi``, a single image tagged ``v1``, and an artifact that
-refers to the image.
+Each test runs on SQLite and on PostgreSQL. Content is pushed over the registry's own ``/v2`` API by the
+administrator (Basic credentials), as a client would: an image index of two platforms tagged ``multi``, a single
+image tagged ``v1``, and an artifact that refers to the image.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,11 +21,23 @@ from registry.conftest import ManifestDoc, RegistryClient, make_artifact, make_i
 from trustyard.auth.api import PREFIX
 from trustyard.auth.model import Role
 
-from .conftest import PASSWORD, Site
+from .conftest import PASSWORD, Site, open_site
 
 pytestmark = pytest.mark.anyio
 
 REPO = "apps/web"
+
+
+@pytest.fixture
+async def site(
+    database_url: str, password_hash: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Site]:
+    """The sites of this module run on SQLite and on PostgreSQL: the new queries are plain SQL on both."""
+    for key in list(os.environ):
+        if key.startswith("TRUSTYARD_"):
+            monkeypatch.delenv(key)
+    async with open_site(tmp_path, password_hash, database_url=database_url) as opened:
+        yield opened
 
 
 def _size(image: ManifestDoc) -> int:
