@@ -23,7 +23,7 @@ import platform
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -71,12 +71,12 @@ def download(server: Server, digest: str) -> None:
         sys.exit(f"{server.label} served a blob that does not match {digest}")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the table, and write it into docs/benchmarks.md with ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, help="Markdown file whose docker:// section is (re)written")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="trustyard-bench-docker-"))
     servers: list[Server] = []
@@ -143,7 +143,8 @@ def main() -> None:
     print(text)
     if args.out is not None:
         write_section(args.out, text, SECTION)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
