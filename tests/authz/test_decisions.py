@@ -177,6 +177,14 @@ def test_unreadable_plugin_messages_are_refused(authz: Authorizer, name: str, ms
     assert not authz.response(msg).allow, name
 
 
+def test_empty_plugin_message_is_refused(authz: Authorizer) -> None:
+    """What dockerd re-sends after the plugin died mid-request (test_dockerd_crash.py): the message is gone."""
+    for empty in (b"", b"\n"):
+        decision = authz.request(empty)
+        assert not decision.allow and "empty plugin message" in decision.msg
+        assert not authz.response(empty).allow
+
+
 def test_other_endpoints_allowed_and_responses_allowed(authz: Authorizer) -> None:
     assert authz.request(message("/v1.41/containers/json?all=1", method="GET")).allow
     assert authz.request(message("/v1.41/images/create?fromSrc=-", raw=b"tar", headers={})).allow

@@ -93,6 +93,10 @@ def parse_message(data: bytes) -> EngineRequest:
     """Parse an ``AuthZReq``/``AuthZRes`` body; anything unreadable raises ``RequestError``."""
     if len(data) > MAX_ENVELOPE:
         raise RequestError(f"plugin message of {len(data)} bytes exceeds {MAX_ENVELOPE}")
+    if not data.strip():
+        # dockerd re-sends a request whose plugin call failed (the plugin restarted mid-request) with the message
+        # already consumed: nothing says what is asked, so it is refused and the user runs the command again
+        raise RequestError("the engine sent an empty plugin message (a retry after the plugin restarted): run it again")
     try:
         raw = _Envelope.model_validate(_loads(data))
     except ValidationError as e:
