@@ -307,8 +307,16 @@ def test_a_person_creates_a_project_pushes_sees_findings_and_the_signature(
 def test_a_guest_does_not_see_a_private_project(server: TrustyardServer, browser: Browser) -> None:
     with _api(server) as api:
         assert api.post("/api/v1/projects", json={"name": "hidden"}).status_code == 201
-        made = api.post("/api/v1/users", json={"name": "visitor", "password": "visitor-password"})
-        assert made.status_code == 201, made.text
+    admin = _context(browser)
+    page = admin.new_page()
+    sign_in(page, server, *ADMIN)
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("Name").fill("visitor")
+    page.get_by_label("Password").fill("visitor-password")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.get_by_role("row").filter(has_text="visitor")).to_contain_text("active")
+    shoot(page, "users")
+    admin.close()
     context = _context(browser)
     page = context.new_page()
     sign_in(page, server, "visitor", "visitor-password")

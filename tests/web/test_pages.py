@@ -318,3 +318,40 @@ async def test_only_administrators_create_projects_when_so_configured(site: Site
     admin = await site.client()
     await site.sign_in(admin, "root")
     assert "Create a project" in (await admin.get("/projects")).text
+
+
+async def test_an_administrator_creates_and_disables_users(site: Site) -> None:
+    admin = await site.client()
+    await site.sign_in(admin, "root")
+    created = await site.form(admin, "/users", "/users", name="carol", password="carol-password-1", admin="")
+    assert created.status_code == 303
+    carol = await site.client()
+    assert (await site.sign_in(carol, "carol", "carol-password-1")).status_code == 303
+    short = await site.form(admin, "/users", "/users", name="dave", password="short")
+    assert short.status_code == 400 and "User not created" in short.text and "short" not in short.text
+    disabled = await site.form(admin, "/users", "/users/disabled", user="carol", disabled="true")
+    assert disabled.status_code == 303
+    assert (await carol.get("/projects")).status_code == 303  # her session ended with her account
+    alice = await site.client()
+    await site.sign_in(alice, "alice")
+    assert (await alice.get("/users")).status_code == 403
+
+
+async def test_a_user_changes_their_own_password(site: Site) -> None:
+    client = await site.client()
+    await site.sign_in(client, "alice")
+    wrong = await site.form(
+        client, "/account", "/account", old_password="not-it", password="new-password-1", repeat="new-password-1"
+    )
+    assert wrong.status_code == 403 and "Password not changed" in wrong.text
+    differ = await site.form(
+        client, "/account", "/account", old_password=PASSWORD, password="new-password-1", repeat="new-password-2"
+    )
+    assert differ.status_code == 400 and "differ" in differ.text
+    changed = await site.form(
+        client, "/account", "/account", old_password=PASSWORD, password="new-password-1", repeat="new-password-1"
+    )
+    assert changed.status_code == 303
+    assert "Your password was changed." in (await client.get(changed.headers["location"])).text
+    fresh = await site.client()
+    assert (await site.sign_in(fresh, "alice", "new-password-1")).status_code == 303

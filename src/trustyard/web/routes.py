@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from trustyard.auth.api import ApiError
 from trustyard.errors import TrustyardError
-from trustyard.web import images, operations, projects, signin
+from trustyard.web import images, operations, projects, signin, users
 from trustyard.web.interface import FormError, Visit, WebInterface
 from trustyard.web.session import CsrfError
 
@@ -28,7 +28,7 @@ STATIC: Final = Path(__file__).parent / "static"
 PageHandler = Callable[[WebInterface, Visit], Awaitable[Response]]
 PUBLIC: Final = signin.ROUTES
 """Pages anyone may open (signing in and out)."""
-PAGES: Final = (*projects.ROUTES, *images.ROUTES, *operations.ROUTES)
+PAGES: Final = (*projects.ROUTES, *images.ROUTES, *operations.ROUTES, *users.ROUTES)
 """Pages behind sign-in, as the API is: (path, methods, handler)."""
 
 
