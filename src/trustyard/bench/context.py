@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 from trustyard.bench.base import InputUnavailable
 from trustyard.bench.daemonconfig import DaemonSettings, load_settings
 from trustyard.bench.engine import EngineFacts, default_docker_host, gather
+from trustyard.bench.execs import ExecFacts, gather_execs
 from trustyard.bench.imagefacts import ImageFacts, load_image
 from trustyard.bench.layout import Engine, Layout, detect
 
@@ -62,6 +63,7 @@ class BenchContext:
     _engine: _Once[EngineFacts] = field(default_factory=_Once, repr=False)
     _images: _Once[tuple[ImageFacts, ...]] = field(default_factory=_Once, repr=False)
     _layout: _Once[Layout] = field(default_factory=_Once, repr=False)
+    _execs: _Once[ExecFacts] = field(default_factory=_Once, repr=False)
 
     def path(self, host_path: str) -> Path:
         """``host_path`` (absolute on the audited host) inside ``root``."""
@@ -102,6 +104,11 @@ class BenchContext:
         """The engine's facts (``InputUnavailable`` when it cannot be reached)."""
         host = self.docker_host or default_docker_host(dict(self.environ))
         return self._engine.get(lambda: gather(host))
+
+    def execs(self) -> ExecFacts:
+        """The ``docker exec`` calls the audit log and the engine recorded (``execs.py``)."""
+        host = self.docker_host or default_docker_host(dict(self.environ))
+        return self._execs.get(lambda: gather_execs(self.root, host))
 
     def image_facts(self) -> tuple[ImageFacts, ...]:
         """Every ``--image``, read; ``InputUnavailable`` when none was given."""

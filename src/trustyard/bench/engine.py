@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import docker
 import docker.errors
@@ -78,8 +78,11 @@ def default_docker_host(environ: dict[str, str] | None = None) -> str:
     return "unix:///var/run/docker.sock"
 
 
-def gather(host: str) -> EngineFacts:
-    """Ask the engine at ``host``; ``InputUnavailable`` when it cannot be reached or answers nonsense."""
+T = TypeVar("T")
+
+
+def ask(host: str, question: Callable[[docker.DockerClient], T]) -> T:
+    """``question`` put to the engine at ``host``; ``InputUnavailable`` when it cannot be reached or fails."""
     if host.startswith("unix://") and not Path(host[len("unix://") :]).exists():
         raise InputUnavailable(f"no engine socket at {host[len('unix://') :]}")
     try:
@@ -87,13 +90,18 @@ def gather(host: str) -> EngineFacts:
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         raise InputUnavailable(f"cannot reach the engine at {host}: {e}") from e
     try:
-        return _gather(client, host)
+        return question(client)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         raise InputUnavailable(f"the engine at {host} failed: {e}") from e
     except PolicyError as e:
         raise InputUnavailable(f"the engine at {host} sent an unreadable container: {e.message}") from e
     finally:
         client.close()
+
+
+def gather(host: str) -> EngineFacts:
+    """Ask the engine at ``host`` for everything sections 5-7 read."""
+    return ask(host, lambda client: _gather(client, host))
 
 
 def _libpod_version(version: Mapping[str, Any]) -> str | None:

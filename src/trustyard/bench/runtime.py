@@ -7,8 +7,8 @@ WARN naming every container that breaks the rule, INFO when the configuration ca
 configuration is what they will run with when started.
 
 Three recommendations are not properties of a container's configuration: 5.1 (swarm mode, asked of the
-engine), 5.23 and 5.24 (options given to ``docker exec``, which only an audit log of the client would show:
-reported as NOTE) and 5.28 (pulling the latest image, a procedure: NOTE).
+engine), 5.23 and 5.24 (options given to ``docker exec``, read from the host's audit log and the engine's exec
+records: ``execs.py``) and 5.28 (pulling the latest image, a procedure: NOTE).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Final
 
 from trustyard.bench.base import CheckResult, FunctionCheck, info, manual, passed, warned
 from trustyard.bench.context import BenchContext
+from trustyard.bench.execs import ExecRecord
 from trustyard.policy import RULES, ContainerRule
 
 _REMEDIATION: Final = {
@@ -102,7 +103,22 @@ def _rule_check(rule: ContainerRule) -> FunctionCheck:
     )
 
 
-_exec_note = manual("docker exec options are visible only in an audit log of the docker client (ausearch -k docker)")
+def exec_option(option: str, flagged: Callable[[ExecRecord], bool | None]) -> Callable[[BenchContext], CheckResult]:
+    """5.23/5.24: WARN naming the containers that had an exec with ``option``; INFO for execs whose options no
+    witness recorded; PASS when every exec seen was without it (``execs.py``)."""
+
+    def decide(context: BenchContext) -> CheckResult:
+        facts = context.execs()
+        read = " and ".join(facts.sources)
+        bad = [r.describe() for r in facts.records if flagged(r) is True]
+        unknown = [r.describe() for r in facts.records if flagged(r) is None]
+        if bad:
+            return warned(f"docker exec {option} was used", bad)
+        if unknown:
+            return info("execs whose options were not recorded; audit the docker client (-k docker)", unknown)
+        return passed(f"no docker exec {option} among {len(facts.records)} execs ({read})")
+
+    return decide
 
 
 _RULE_CHECKS: Final = {r.id: _rule_check(r) for r in RULES}
@@ -121,18 +137,18 @@ def _ordered() -> tuple[FunctionCheck, ...]:
             "5.23",
             "Ensure that docker exec commands are not used with the privileged option",
             "5",
-            "Do not run docker exec --privileged; audit the docker client to see who does.",
-            _exec_note,
-            scored=False,
+            "Do not run docker exec --privileged; audit the docker client (-w /usr/bin/docker -p x -k docker) "
+            "to see who does.",
+            exec_option("--privileged", lambda r: r.privileged),
             level=2,
         ),
         "5.24": FunctionCheck(
             "5.24",
             "Ensure that docker exec commands are not used with the user=root option",
             "5",
-            "Do not run docker exec --user root; audit the docker client to see who does.",
-            _exec_note,
-            scored=False,
+            "Do not run docker exec --user root; audit the docker client (-w /usr/bin/docker -p x -k docker) "
+            "to see who does.",
+            exec_option("--user root", lambda r: r.as_root),
             level=2,
         ),
         "5.28": FunctionCheck(
