@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,22 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(home))
     return home
+
+
+@contextmanager
+def pushed(server: RegistryServer, workdir: Path) -> Iterator[str]:
+    """``server`` started, the fixture image pushed to it with skopeo (logged in when it needs credentials);
+    yields the image's docker:// name and stops the server afterwards."""
+    need("skopeo", "skopeo")
+    server.start()
+    try:
+        skopeo = Skopeo(workdir / "skopeo")
+        if server.credentials is not None:
+            add_login(skopeo.auth_file, server.host, server.credentials)
+        skopeo.copy(OCI_NAME, f"docker://{server.host}/{REPO}:1")
+        yield f"docker://{server.host}/{REPO}:1"
+    finally:
+        server.close()
 
 
 def _creds(server: RegistryServer) -> Credentials:
@@ -240,18 +257,11 @@ def _self_signed(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def test_https_registry_with_a_self_signed_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    need("skopeo", "skopeo")
     conf = tmp_path / "registries.conf"
     conf.write_text(registries_conf(()))
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
     server = TrustyardServer(workdir=tmp_path / "tls", tls=_self_signed(tmp_path / "pki"))
-    server.start()
-    try:
-        skopeo = Skopeo(tmp_path / "skopeo")
-        assert server.credentials is not None
-        add_login(skopeo.auth_file, server.host, server.credentials)
-        skopeo.copy(OCI_NAME, f"docker://{server.host}/{REPO}:1")
-        name = f"docker://{server.host}/{REPO}:1"
+    with pushed(server, tmp_path) as name:
         with pytest.raises(SourceError, match="CERTIFICATE_VERIFY_FAILED"):
             open_source(name, SourceOptions(credentials=_creds(server)))
         found = _index(name, SourceOptions(credentials=_creds(server), tls_verify=False))
@@ -261,8 +271,6 @@ def test_https_registry_with_a_self_signed_certificate(tmp_path: Path, monkeypat
         assert found.manifest_digest == report(OCI_NAME).manifest_digest
         with pytest.raises(SourceError, match="CERTIFICATE_VERIFY_FAILED"):
             open_source(name, SourceOptions(credentials=_creds(server), tls_verify=True))
-    finally:
-        server.close()
 
 
 def _blob(layout: Path, digest: str) -> Path:
@@ -331,13 +339,9 @@ def test_index_platform_option(multi_platform: dict[str, str], tmp_path: Path) -
 
 
 def test_a_blob_corrupted_in_the_registry_is_refused(tmp_path: Path) -> None:
-    need("skopeo", "skopeo")
     need("docker-registry", "docker-registry")
     server = DistributionServer(workdir=tmp_path / "distribution")
-    server.start()
-    try:
-        Skopeo(tmp_path / "skopeo").copy(OCI_NAME, f"docker://{server.host}/{REPO}:1")
-        name = f"docker://{server.host}/{REPO}:1"
+    with pushed(server, tmp_path) as name:
         source = open_source(name)
         try:
             top = source.layers()[-1]
@@ -354,8 +358,6 @@ def test_a_blob_corrupted_in_the_registry_is_refused(tmp_path: Path) -> None:
         assert out.returncode == 1
         assert "refused" in out.stderr
         assert "Traceback" not in out.stderr
-    finally:
-        server.close()
 
 
 def test_a_config_of_several_chunks(registries: Registries, tmp_path: Path) -> None:
@@ -385,15 +387,9 @@ class ShortTokenServer(TrustyardServer):
 
 
 def test_an_expired_token_is_renewed_mid_read(tmp_path: Path) -> None:
-    need("skopeo", "skopeo")
     server = ShortTokenServer(workdir=tmp_path / "trustyard")
-    server.start()
-    try:
-        skopeo = Skopeo(tmp_path / "skopeo")
-        assert server.credentials is not None
-        add_login(skopeo.auth_file, server.host, server.credentials)
-        skopeo.copy(OCI_NAME, f"docker://{server.host}/{REPO}:1")
-        source = open_source(f"docker://{server.host}/{REPO}:1", SourceOptions(credentials=_creds(server)))
+    with pushed(server, tmp_path) as name:
+        source = open_source(name, SourceOptions(credentials=_creds(server)))
         try:
             tokens_before = server.log_path.read_text().count('"path": "/auth/token"')
             time.sleep(3)  # the token fetched for the manifest has expired
@@ -402,8 +398,6 @@ def test_an_expired_token_is_renewed_mid_read(tmp_path: Path) -> None:
             source.close()
         assert found.components == report(OCI_NAME).components
         assert server.log_path.read_text().count('"path": "/auth/token"') == tokens_before + 1
-    finally:
-        server.close()
 
 
 def test_an_artifact_is_not_read_as_an_image(registries: Registries) -> None:

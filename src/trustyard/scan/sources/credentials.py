@@ -102,16 +102,27 @@ def _decode(entry: object, where: str) -> Credentials | None:
     return Credentials.parse(text)
 
 
-def _entries(path: Path) -> dict[str, object]:
+def read_config_file(path: Path, what: str, limit: int = 1 << 20) -> bytes | None:
+    """A small configuration file (an auth file, registries.conf) as bytes; ``None`` when it does not exist.
+
+    Refused past ``limit`` bytes: these files are a few kilobytes, and a huge one is not what its name says.
+    """
     try:
         with path.open("rb") as f:
-            raw = f.read(_MAX_AUTH_FILE + 1)
+            raw = f.read(limit + 1)
     except FileNotFoundError:
-        return {}
+        return None
     except OSError as e:
-        raise SourceError(f"cannot read the auth file {path}: {e.strerror}") from e
-    if len(raw) > _MAX_AUTH_FILE:
-        raise SourceError(f"{path} is larger than {_MAX_AUTH_FILE} bytes; not an auth file")
+        raise SourceError(f"cannot read the {what} {path}: {e.strerror}") from e
+    if len(raw) > limit:
+        raise SourceError(f"{path} is larger than {limit} bytes; not a {what}")
+    return raw
+
+
+def _entries(path: Path) -> dict[str, object]:
+    raw = read_config_file(path, "auth file", _MAX_AUTH_FILE)
+    if raw is None:
+        return {}
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

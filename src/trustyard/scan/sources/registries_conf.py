@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from trustyard.scan.errors import SourceError
+from trustyard.scan.sources.credentials import read_config_file
 
 SYSTEM_FILE: Final = Path("/etc/containers/registries.conf")
-_MAX_FILE: Final = 1 << 20
 
 
 def config_files(env: Mapping[str, str]) -> list[Path]:
@@ -37,15 +37,9 @@ def config_files(env: Mapping[str, str]) -> list[Path]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(_MAX_FILE + 1)
-    except FileNotFoundError:
+    raw = read_config_file(path, "registries.conf")
+    if raw is None:
         return {}
-    except OSError as e:
-        raise SourceError(f"cannot read {path}: {e.strerror}") from e
-    if len(raw) > _MAX_FILE:
-        raise SourceError(f"{path} is larger than {_MAX_FILE} bytes; not a registries.conf")
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
