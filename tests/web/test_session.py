@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from trustyard.privatefile import create_private
 from trustyard.web.session import (
     KEY_BYTES,
     CsrfError,
@@ -110,7 +111,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "session-key"
     path.write_bytes(os.urandom(KEY_BYTES))
     path.chmod(0o644)
-    with pytest.raises(SessionKeyError, match="read by others"):
+    with pytest.raises(SessionKeyError, match="chmod 600"):
         load_or_create_key(path)
 
 
@@ -119,4 +120,19 @@ def test_a_key_file_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"short")
     path.chmod(0o600)
     with pytest.raises(SessionKeyError, match="not 32 bytes"):
+        load_or_create_key(path)
+
+
+def test_of_two_processes_creating_the_key_the_first_wins(tmp_path: Path) -> None:
+    path = tmp_path / "web" / "session-key"
+    first = create_private(path, b"a" * KEY_BYTES, "session key")
+    second = create_private(path, b"b" * KEY_BYTES, "session key")  # lost the race: gets the first one's key
+    assert first == second == b"a" * KEY_BYTES == load_or_create_key(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["session-key"]  # no temporary file left behind
+
+
+def test_a_key_path_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "session-key"
+    path.mkdir()
+    with pytest.raises(SessionKeyError, match="not a regular file"):
         load_or_create_key(path)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
-import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from trustyard.auth.errors import AuthConfigError, AuthenticationError
 from trustyard.auth.scopes import InvalidScopeError, Scope, from_access_claim, to_access_claim
 from trustyard.config import Settings
+from trustyard.privatefile import PrivateFileError, create_private, read_private
 
 __all__ = ["ACCESS_TOKEN_TYPE", "REFRESH_TOKEN_TYPE", "AccessClaims", "RefreshClaims", "TokenService", "key_id"]
 
@@ -95,50 +94,23 @@ class RefreshClaims:
 
 def _load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """Load the PEM key at ``path`` (refusing loose permissions), or create it with mode 0600."""
+    what = "token signing key"
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        return _create_key(path)
-    except OSError as e:
-        raise AuthConfigError(f"cannot open token signing key {path}: {e.strerror}") from e
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise AuthConfigError(f"token signing key {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise AuthConfigError(
-                f"token signing key {path} has mode {stat.S_IMODE(info.st_mode):04o}; it must be readable by its"
-                f" owner only: chmod 600 {path}"
+        data = read_private(path, what)
+        if data is None:
+            new = ec.generate_private_key(ec.SECP256R1())
+            pem = new.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise AuthConfigError(f"cannot read token signing key {path}: {e.strerror}") from e
-    finally:
-        os.close(fd)
+            data = create_private(path, pem, what)  # another process's key, if it won the race
+    except PrivateFileError as e:
+        raise AuthConfigError(e.message) from e
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
         raise AuthConfigError(f"token signing key {path} is not an unencrypted PEM private key") from e
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise AuthConfigError(f"token signing key {path} is not an EC P-256 key (ES256)")
-    return key
-
-
-def _create_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except FileExistsError:  # another process won the race: use its key
-        return _load_or_create_key(path)
-    except OSError as e:
-        raise AuthConfigError(f"cannot create token signing key {path}: {e.strerror}") from e
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
     return key
 
 

@@ -23,7 +23,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trustyard.errors import TrustyardError
+from trustyard.privatefile import PrivateFileError, create_private, read_private
 
 __all__ = [
     "COOKIE",
@@ -78,42 +78,15 @@ class Session:
 
 def load_or_create_key(path: Path) -> bytes:
     """The key in ``path``, created (random, 0600) if missing; refused if others may read it."""
+    what = "session key"
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        return _create_key(path)
-    except OSError as e:
-        raise SessionKeyError(f"cannot read session key {path}: {e.strerror}") from e
-    try:
-        if os.fstat(fd).st_mode & 0o077:
-            raise SessionKeyError(f"session key {path} may be read by others; chmod 600 it")
-        data = os.read(fd, KEY_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) != KEY_BYTES:
-        raise SessionKeyError(f"session key {path} is not {KEY_BYTES} bytes; delete it to make a new one")
-    return data
-
-
-def _create_key(path: Path) -> bytes:
-    """Write a new key beside ``path`` and link it into place: of racing processes, the first link wins."""
-    key = secrets.token_bytes(KEY_BYTES)
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return load_or_create_key(path)
-        finally:
-            temp.unlink()
-    except OSError as e:
-        raise SessionKeyError(f"cannot create session key {path}: {e.strerror}") from e
+        key = read_private(path, what)
+        if key is None:
+            key = create_private(path, secrets.token_bytes(KEY_BYTES), what)
+    except PrivateFileError as e:
+        raise SessionKeyError(e.message) from e
+    if len(key) != KEY_BYTES:
+        raise SessionKeyError(f"{what} {path} is not {KEY_BYTES} bytes; delete it to make a new one")
     return key
 
 
