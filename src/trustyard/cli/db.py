@@ -430,3 +430,7 @@ def pull(
     click.echo(f"pulled {reference} ({moved.digest}) into {store_file}: {moved.size:,} bytes")
     for source, data_time in sorted(moved.sources.items()):
         click.echo(f"  {source}: data of {data_time or 'unknown time'}")
+    # a registry on this machine using this store matches its stored images against the new data now
+    _print_recheck(
+        Console(stderr=True), recheck_after_import(load_settings(config_file, data_dir=data_dir), store_file)
+    )

@@ -10,7 +10,10 @@ worker) are matched again whole. An image whose finding ids change gets, once pe
 - an audit event ``scan.changed`` per repository that holds it, with the added and removed ids;
 - one webhook event ``scan.changed`` listing its repositories, when a webhook is configured.
 
-Each pass is claimed by moving the remembered generation forward first (compare and set): of several registry
+The remembered generation carries the store's id (``store.store_identity``): a store replaced by another
+(``trustyard db pull`` of one built elsewhere, whose generation numbers are that machine's) has every stored
+inventory matched again, once. Each pass is claimed by moving the remembered generation forward first (compare
+and set): of several registry
 processes on one database (``serve --workers N``, several nodes), exactly one re-checks a given import, so each
 change is notified once. A pass cut short by a crash leaves its remaining reports at their older generation;
 the next pass matches those again whole.
@@ -41,12 +44,15 @@ from trustyard.config import Settings
 from trustyard.db.engine import Database
 from trustyard.registry.jobs import FindingsUpdate, ScanJobs
 from trustyard.scan.pipeline import InventoryMatcher, changed_packages, decode_inventory, store_generation
-from trustyard.scan.vulndb.store import configured_path
+from trustyard.scan.vulndb.store import configured_path, store_identity
 from trustyard.scan.webhook import WebhookNotifier
 
 log = logging.getLogger("trustyard.scan")
 
 GENERATION_KEY: Final = "vulndb.generation"
+"""State key of the generation re-checked up to, as ``N@STORE-ID`` (or ``N`` from before store ids)."""
+EVERYTHING: Final = 1 << 62
+"""A generation above any: ``stale(EVERYTHING)`` is every stored report."""
 ACTOR: Final = "system:scanner"
 BATCH: Final = 200
 """Inventories read, and findings written, per database transaction during a re-check."""
@@ -104,17 +110,23 @@ class Rechecker:
         """Re-check what the imports since the last pass can have changed; ``None`` when nothing is new."""
         with self._lock:
             generation = store_generation(self.vulndb)
+            identity = store_identity(self.vulndb)
             stored = self.jobs.get_state(GENERATION_KEY)
-            since = int(stored) if stored is not None else 0
-            if generation <= since and stored is not None:
+            since, seen = _parse_state(stored)
+            replaced = seen is not None and identity is not None and seen != identity
+            if generation <= since and stored is not None and not replaced:
                 return None
-            if not self.jobs.replace_state(GENERATION_KEY, stored, str(generation)):
+            state = f"{generation}@{identity}" if identity else str(generation)
+            if not self.jobs.replace_state(GENERATION_KEY, stored, state):
                 return None  # another registry process sharing the database took this pass
             start = time.perf_counter()
-            result = RecheckResult(since, generation)
-            packages = changed_packages(self.vulndb, since) if generation else set()
-            result.packages = len(packages)
-            digests = sorted(set(self.jobs.affected(packages)) | set(self.jobs.stale(since)))
+            result = RecheckResult(0 if replaced else since, generation)
+            if replaced:  # another store (db pull): its generations are not comparable, match everything again
+                digests = self.jobs.stale(EVERYTHING)
+            else:
+                packages = changed_packages(self.vulndb, since) if generation else set()
+                result.packages = len(packages)
+                digests = sorted(set(self.jobs.affected(packages)) | set(self.jobs.stale(since)))
             if digests:
                 with InventoryMatcher(self.vulndb) as matcher:
                     for first in range(0, len(digests), BATCH):
@@ -174,6 +186,14 @@ class Rechecker:
                 },
             )
         log.info("findings changed", extra={"digest": change.digest, **detail})
+
+
+def _parse_state(value: str | None) -> tuple[int, str | None]:
+    """(generation, store id) of the remembered state; ``(0, None)`` when there is none."""
+    if value is None:
+        return 0, None
+    number, _, identity = value.partition("@")
+    return int(number), identity or None
 
 
 def findings_count(findings: str) -> int:

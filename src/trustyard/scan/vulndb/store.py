@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,8 @@ from trustyard.scan.vulndb.model import Advisory, Affected, Event, EventKind, Ra
 
 SCHEMA_VERSION = 1
 FILENAME = "vulndb.sqlite"
+STORE_ID_KEY = "store_id"
+"""``meta`` key of a random id given to a store when it is created; a copy (``db push``/``db pull``) keeps it."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,6 +105,21 @@ def default_path(data_dir: Path) -> Path:
 def configured_path(settings: Settings) -> Path:
     """The store the settings name: ``vulndb_path``, else the data dir's; the registry and the CLI share it."""
     return settings.vulndb_path or default_path(settings.data_dir)
+
+
+def store_identity(path: Path) -> str | None:
+    """The id of the store at ``path`` read without opening it for writing; ``None`` without a store or an id."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (STORE_ID_KEY,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
 
 
 def package_key(ecosystem: str, name: str) -> str:
@@ -258,6 +276,7 @@ class VulnerabilityStore:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            self._identify()
         except sqlite3.DatabaseError as e:
             self._db.close()
             raise StoreError(f"{path}: not a trustyard vulnerability store: {e}") from e
@@ -287,6 +306,16 @@ class VulnerabilityStore:
         except sqlite3.Error:
             self._db.execute("ROLLBACK")
             raise
+
+    def _identify(self) -> None:
+        """Give the store its id if it has none (stores from before ids get one on their next open)."""
+        if self._db.execute("SELECT 1 FROM meta WHERE key = ?", (STORE_ID_KEY,)).fetchone() is None:
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (STORE_ID_KEY, uuid.uuid4().hex))
+
+    @property
+    def identity(self) -> str:
+        """The store's id: the same for every copy of it, different for a store built elsewhere."""
+        return str(self._db.execute("SELECT value FROM meta WHERE key = ?", (STORE_ID_KEY,)).fetchone()[0])
 
     @property
     def schema_version(self) -> int:
