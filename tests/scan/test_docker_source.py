@@ -318,7 +318,12 @@ def multi_platform(registries: Registries, tmp_path_factory: pytest.TempPathFact
     )
     server = registries.distribution
     registries.skopeo.copy(f"oci:{layout}:multi", f"docker://{server.host}/{REPO}:multi", "--all")
-    return {"name": f"docker://{server.host}/{REPO}:multi", "amd64": descriptor["digest"], "arm64": arm["digest"]}
+    return {
+        "name": f"docker://{server.host}/{REPO}:multi",
+        "layout": f"oci:{layout}:multi",
+        "amd64": descriptor["digest"],
+        "arm64": arm["digest"],
+    }
 
 
 def test_index_default_platform_is_linux_amd64(multi_platform: dict[str, str]) -> None:
@@ -328,11 +333,12 @@ def test_index_default_platform_is_linux_amd64(multi_platform: dict[str, str]) -
 
 
 def test_index_platform_option(multi_platform: dict[str, str], tmp_path: Path) -> None:
-    source = open_source(multi_platform["name"], SourceOptions(platform=PlatformSpec.parse("linux/arm64")))
-    try:
-        assert str(source.manifest_digest) == multi_platform["arm64"]
-    finally:
-        source.close()
+    for name in (multi_platform["name"], multi_platform["layout"]):  # the option means the same for oci:
+        source = open_source(name, SourceOptions(platform=PlatformSpec.parse("linux/arm64")))
+        try:
+            assert str(source.manifest_digest) == multi_platform["arm64"]
+        finally:
+            source.close()
     out = _cli("sbom", "--no-cache", "--data-dir", str(tmp_path), "--platform", "linux/s390x", multi_platform["name"])
     assert out.returncode == 1
     assert "no linux/s390x image (it offers: linux/amd64, linux/arm64)" in out.stderr
