@@ -111,7 +111,8 @@ class SqliteFileIndex:
         if not wanted or not self._path.exists():
             return found
         try:
-            with closing(self._connect()) as db:
+            # read-only, no schema or journal set-up: this runs on every analysis, a cached one included
+            with closing(sqlite3.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)) as db:
                 for start in range(0, len(wanted), _BATCH):
                     batch = wanted[start : start + _BATCH]
                     marks = ",".join("?" * len(batch))
