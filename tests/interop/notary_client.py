@@ -330,6 +330,30 @@ def client_key(notary: Notary, role: str, scratch: Path) -> SigningKey:
     raise AssertionError(f"the client holds no {role} key in {notary.trust_dir / 'private'}")
 
 
+def swap_client_key(notary: Notary, role: str, scratch: Path) -> None:
+    """Replace the client's private key for ``role`` by a new P-256 key under the same name and passphrase.
+
+    The client then signs ``role`` with a key the repository does not trust, as an attacker with a copy of the
+    trust directory but not the key would: the file is PKCS#8 PBES2 (PBKDF2-SHA1, 2048 rounds, AES-256-CBC)
+    with notary's ``role:``/``gun:`` PEM headers, the format the client writes itself.
+    """
+    for path in sorted((notary.trust_dir / "private").glob("*.key")):
+        lines = path.read_text().splitlines()
+        if f"role: {role}" not in lines:
+            continue
+        plain = scratch / f"new-{role}.pem"
+        _write_key(ec.generate_private_key(ec.SECP256R1()), plain)
+        sealed = subprocess.run(
+            ["openssl", "pkcs8", "-topk8", "-in", str(plain), "-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA1",
+             "-iter", "2048", "-passout", f"pass:{PASSPHRASES[role]}"],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout.strip().splitlines()  # fmt: skip
+        headers = [line for line in lines if line.startswith(("role:", "gun:"))]
+        path.write_text("\n".join([sealed[0], *headers, "", *sealed[1:]]) + "\n")
+        return
+    raise AssertionError(f"the client holds no {role} key in {notary.trust_dir / 'private'}")
+
+
 def envelope(signed: Mapping[str, Any], *keys: SigningKey) -> bytes:
     """A metadata file as notary writes it: compact, ``signed`` first, signed by ``keys``."""
     return json.dumps({"signed": signed, "signatures": [k.sign(signed) for k in keys]}, separators=(",", ":")).encode()

@@ -41,6 +41,7 @@ from .notary_client import (
     server_db,
     sha256_hex,
     stored_files,
+    swap_client_key,
     target_meta,
     x509_key,
 )
@@ -127,6 +128,47 @@ def test_attack_forged_target_with_a_bad_signature_is_refused(server: TrustyardS
     _assert_invalid_update(answer, "ErrBadTargets", "valid signatures did not meet threshold for targets")
     before.check(tmp_path, "fresh")
     assert "evil" not in before.listing
+
+
+def _update_statuses(server: TrustyardServer) -> list[int]:
+    """The HTTP status of every update POST of the GUN, oldest first, from the server's access log."""
+    statuses = []
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and (record.get("method"), record.get("path")) == (
+                "POST",
+                f"/v2/{GUN}/_trust/tuf/",
+            ):
+                statuses.append(int(record["status"]))
+    return statuses
+
+
+def test_attack_real_client_signing_targets_with_an_untrusted_key_is_refused(
+    server: TrustyardServer, tmp_path: Path
+) -> None:
+    """Forgery by the real client: its targets key file replaced by another key, it signs a new target with
+    a key the root does not trust and uploads; the server refuses and the client prints the refusal."""
+    notary = client(server, tmp_path, "publisher")
+    _publish_twice(notary, tmp_path)
+    before = Unchanged(server, notary)
+    swap_client_key(notary, "targets", tmp_path)
+    payload = tmp_path / "evil.txt"
+    payload.write_bytes(b"malware")
+    notary.run("add", GUN, "evil", str(payload))
+    uploads_before = len(_update_statuses(server))
+
+    done = notary.run("publish", GUN, check=False)
+
+    assert done.returncode != 0
+    printed = done.stdout + done.stderr
+    assert "* fatal: The targets metadata is invalid: valid signatures did not meet threshold for targets" in printed
+    # the server refused it (the client did not stop before uploading); its access log line follows the response
+    deadline = time.monotonic() + 10
+    while len(statuses := _update_statuses(server)) == uploads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert statuses[uploads_before:] == [400]
+    before.check(tmp_path, "fresh")
 
 
 def test_attack_rollback_upload_of_an_older_version_is_refused(server: TrustyardServer, tmp_path: Path) -> None:
