@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
-from trustyard.bench import daemon, files, host, images, operations, runtime, swarm
+from trustyard.bench import community, daemon, files, host, images, operations, runtime, swarm
 from trustyard.bench.base import BenchError, Check, CheckResult, FunctionCheck, InputUnavailable, Result
 from trustyard.bench.context import BenchContext
 from trustyard.bench.runner import BenchReport, CheckOutcome, run_checks
@@ -38,6 +38,7 @@ CHECKS: Final[tuple[Check, ...]] = (
     *(c for c in runtime.CHECKS if c.section == "5"),
     *operations.CHECKS,
     *swarm.CHECKS,
+    *community.CHECKS,
     *(c for c in runtime.CHECKS if c.section == "C"),
     *images.CHECKS[12:],
 )

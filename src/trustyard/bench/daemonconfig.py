@@ -26,7 +26,17 @@ DEFAULT_DATA_ROOT: Final = "/var/lib/docker"
 
 # daemon.json key -> kind; flags are the same names with -- (plus the short and plural forms below)
 _BOOL_KEYS: Final = frozenset(
-    {"icc", "iptables", "tls", "tlsverify", "live-restore", "userland-proxy", "experimental", "no-new-privileges"}
+    {
+        "icc",
+        "iptables",
+        "tls",
+        "tlsverify",
+        "live-restore",
+        "userland-proxy",
+        "experimental",
+        "no-new-privileges",
+        "disable-legacy-registry",
+    }
 )
 _STRING_KEYS: Final = frozenset(
     {
@@ -81,6 +91,7 @@ class DaemonSettings:
     no_new_privileges: bool = False
     storage_opts: tuple[str, ...] = ()
     data_root: str = DEFAULT_DATA_ROOT
+    disable_legacy_registry: bool = False
     rootless: bool = False
     sources: tuple[str, ...] = field(default=())
 
@@ -183,6 +194,7 @@ def settings_from(config: Mapping[str, Any], *, rootless: bool = False, sources:
         no_new_privileges=flag("no-new-privileges", False),
         storage_opts=strings("storage-opts"),
         data_root=text("data-root", DEFAULT_DATA_ROOT),
+        disable_legacy_registry=flag("disable-legacy-registry", False),
         rootless=rootless,
         sources=tuple(sources),
     )

@@ -65,6 +65,7 @@ class EngineFacts:
     overlay_networks: tuple[tuple[str, bool], ...] = ()
     swarm_listen_addr: str = ""
     rootless: bool = False
+    podman: bool = False
 
 
 def default_docker_host(environ: dict[str, str] | None = None) -> str:
@@ -207,4 +208,5 @@ def _gather(client: docker.DockerClient, host: str) -> EngineFacts:
             (swarm.get("RemoteManagers") or [{}])[0].get("Addr", "") if swarm.get("RemoteManagers") else ""
         ),
         rootless=any("rootless" in s for s in security),
+        podman=libpod is not None,
     )
