@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.auditd import Auditd
+from bench.engines import alpine_dockerd
 from fixtures.dockerd import Dockerd
 from trustyard.bench import BenchContext, Result, run_checks, select
 
@@ -27,19 +28,16 @@ pytestmark = pytest.mark.interop
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dockerd, Auditd, Path]]:
     root = tmp_path_factory.mktemp("host")
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd"))
     auditd = Auditd(tmp_path_factory.mktemp("auditd"), root)
     docker_cli = shutil.which("docker")
     assert docker_cli is not None, "the docker CLI is missing (apt-get install docker.io)"
-    try:
-        daemon.start()
-        daemon.import_alpine("bench/alpine:3.20")
-        auditd.start()
-        auditd.watch(os.path.realpath(docker_cli), "x", "docker")
-        yield daemon, auditd, root
-    finally:
-        auditd.stop()
-        daemon.stop()
+    with alpine_dockerd(tmp_path_factory.mktemp("dockerd")) as daemon:
+        try:
+            auditd.start()
+            auditd.watch(os.path.realpath(docker_cli), "x", "docker")
+            yield daemon, auditd, root
+        finally:
+            auditd.stop()
 
 
 def _bench(daemon: Dockerd, root: Path) -> dict[str, tuple[Result, str, tuple[str, ...]]]:
@@ -85,10 +83,7 @@ def test_exec_options_from_audit_log_and_engine(engine: tuple[Dockerd, Auditd, P
 
 
 def test_finished_execs_without_audit_log_are_info(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd-plain"))
-    try:
-        daemon.start()
-        daemon.import_alpine("bench/alpine:3.20")
+    with alpine_dockerd(tmp_path_factory.mktemp("dockerd-plain")) as daemon:
         daemon.docker("run", "-d", "--name", "box", "bench/alpine:3.20", "sleep", "300", check=True)
         assert _bench(daemon, tmp_path)["5.23"] == (
             Result.PASS, "no docker exec --privileged among 0 execs (engine)", ()
@@ -98,8 +93,6 @@ def test_finished_execs_without_audit_log_are_info(tmp_path: Path, tmp_path_fact
         for check_id in ("5.23", "5.24"):
             result, _, items = found[check_id]
             assert (result, items) == (Result.INFO, ("box: true (engine event, options no longer known)",))
-    finally:
-        daemon.stop()
 
 
 def test_no_audit_log_and_no_engine_is_info(tmp_path: Path) -> None:

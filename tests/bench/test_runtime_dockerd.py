@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.engines import alpine_dockerd
 from fixtures.dockerd import Dockerd
 from trustyard.bench import BenchContext, BenchReport, Result, run_checks, select
 
@@ -22,13 +23,8 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
-    daemon = Dockerd(tmp_path_factory.mktemp("dockerd"))
-    try:
-        daemon.start()
-        daemon.import_alpine("bench/alpine:3.20")
+    with alpine_dockerd(tmp_path_factory.mktemp("dockerd")) as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 def _bench(daemon: Dockerd, *sections: str) -> BenchReport:

@@ -89,6 +89,13 @@ def to_text(report: BenchReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_details(outcome: CheckOutcome) -> str:
+    """``details: item, item``: docker-bench-security repeats the items in ``details``, and tools that read only
+    ``details`` (findings importers, CSV converters) would otherwise lose the names of what failed."""
+    items = ", ".join(outcome.result.items)
+    return f"{outcome.result.details}: {items}" if items and outcome.result.details else outcome.result.details or items
+
+
 def to_json(report: BenchReport) -> dict[str, Any]:
     """docker-bench-security's JSON log."""
     tests = []
@@ -97,7 +104,7 @@ def to_json(report: BenchReport) -> dict[str, Any]:
         for o in outcomes:
             entry: dict[str, Any] = {"id": o.check.id, "desc": _desc(o), "result": o.result.result.value}
             if o.result.details or o.result.items:
-                entry["details"] = o.result.details
+                entry["details"] = _json_details(o)
             if o.result.items:
                 entry["items"] = list(o.result.items)
             if o.result.result is not Result.PASS:

@@ -78,7 +78,7 @@ def judge(rule: ContainerRule) -> Callable[[BenchContext], CheckResult]:
         if failing:
             if rule.id in _MANUAL:
                 return info(f"review: {rule.title.lower()}", failing)
-            return warned(rule.title.replace("Ensure that ", "").replace("Ensure ", ""), failing)
+            return warned(f"not met by {len(failing)} of {len(containers)} containers", failing)
         if review or unknown:
             return info("cannot be decided from the configuration; review", review + unknown)
         return passed(f"{len(containers)} containers checked")

@@ -1,0 +1,172 @@
+"""Our ``--format json`` read by tools written for docker-bench-security's log, and compared with a real one.
+
+Two consumers are written here the way public tools read ``docker-bench-security.log.json``: a findings
+importer (DefectDojo's "docker-bench-security Scan" parser walks ``tests[]`` → ``results[]``, builds the title
+from ``id + ' - ' + desc``, keys severity on ``result`` and ``'(Manual)' in desc``, appends ``details`` to a
+string, and reads ``remediation`` / ``remediation-impact``) and a CSV converter (cloudforge-co/CIS-benchmark
+prints ``tests[].id/desc`` and ``results[].id/desc/result`` with ``details`` when present). Both do what those
+tools do with the values — string concatenation and formatting — so a wrong type fails as it would there.
+
+The layout is compared with a log docker-bench-security itself wrote: the test runs its script (a checkout
+of github.com/docker/docker-bench-security; never part of this project) with ``-l`` against the test's dockerd
+with good and bad containers, and asserts that at every level our keys carry the same types as its keys, with
+no key it lacks except our top-level ``trustyard`` version. It runs offline (bash, the docker CLI, awk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.engines import alpine_dockerd
+from fixtures.dockerd import Dockerd
+
+pytestmark = pytest.mark.interop
+
+DOCKER_BENCH_GIT = Path(os.environ.get("TRUSTYARD_DOCKER_BENCH_GIT", "/work/.mirror/docker+docker-bench-security/repo"))
+"""A git directory of docker-bench-security (``git clone --bare https://github.com/docker/docker-bench-security``)."""
+TOP = {"dockerbenchsecurity": str, "start": int, "tests": list, "checks": int, "score": int, "end": int}
+SECTION = {"id": str, "desc": str, "results": list}
+RESULT = {"id": str, "desc": str, "result": str, "details": str, "items": list, "remediation": str,
+          "remediation-impact": str}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    with alpine_dockerd(tmp_path_factory.mktemp("dockerd")) as daemon:
+        daemon.docker("run", "-d", "--name", "bad", "--network", "host", "-v", "/etc:/host-etc:ro",
+                      "bench/alpine:3.20", "sleep", "300", check=True)  # fmt: skip
+        daemon.docker("run", "-d", "--name", "good", "--network", "none", "--memory", "64m", "--read-only",
+                      "bench/alpine:3.20", "sleep", "300", check=True)  # fmt: skip
+        yield daemon
+
+
+def _ours(daemon: Dockerd, root: Path, *checks: str) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "trustyard", "bench", "--root", str(root), "--docker-host", f"unix://{daemon.socket}",
+            "--format", "json", *(a for c in checks for a in ("--check", c))]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    log: dict[str, Any] = json.loads(proc.stdout)
+    return log
+
+
+def findings_importer(log: dict[str, Any]) -> list[dict[str, str]]:
+    """Read the log as a findings importer does: every non-manual WARN/INFO/NOTE becomes a finding."""
+    header = (log["id"] + " " if "id" in log else "") + "\n"
+    findings = []
+    for section in log["tests"]:
+        context = header + (section["section"] + " " if "section" in section else "") + section.get("desc", "") + "\n"
+        for result in section["results"]:
+            status, desc = result.get("result"), result.get("desc")
+            if status is None:
+                continue
+            severities = {"FAIL": "Critical", "WARN": "High", "INFO": "Low", "NOTE": "Info"}
+            if status.upper() not in severities or (status.upper() != "FAIL" and "(Manual)" in desc):
+                continue
+            number = result.get("id", "Test number not found")
+            text = context + number + " " + f"\ndesc: {desc}\n" + result.get("details", "")
+            mitigation = result.get("remediation", "")
+            if result.get("remediation-impact", ""):
+                mitigation += "\nmitigation impact: {}\n".format(result["remediation-impact"])
+            findings.append({"title": number + " - " + result.get("desc", "Description not found"),
+                             "severity": severities[status.upper()], "description": text, "mitigation": mitigation,
+                             "vuln_id_from_tool": number})  # fmt: skip
+    return findings
+
+
+def csv_converter(log: dict[str, Any]) -> list[str]:
+    """Read the log as a CSV converter does: a row per section, a row per result."""
+    rows = ["ID-ctrl-Description-ctrl-Result-ctrl-Details-ctrl-Comments"]
+    for section in log["tests"]:
+        rows.append(f"{section['id']}-ctrl-{section['desc']}-ctrl--ctrl--ctrl-")
+        for result in section["results"]:
+            details = result.get("details", "")
+            rows.append(f"{result['id']}-ctrl-{result['desc']}-ctrl-{result['result']}-ctrl-{details}-ctrl-")
+    return rows
+
+
+def _types(level: list[dict[str, Any]]) -> dict[str, set[type]]:
+    found: dict[str, set[type]] = {}
+    for entry in level:
+        for key, value in entry.items():
+            found.setdefault(key, set()).add(type(value))
+    return found
+
+
+def test_consumers_read_our_log(engine: Dockerd, tmp_path: Path) -> None:
+    log = _ours(engine, tmp_path)  # the whole bench: sections 1-7, C and dockle (no image: INFO)
+    assert {k: type(log[k]) for k in TOP} == TOP
+    results = [r for s in log["tests"] for r in s["results"]]
+    assert all({k: type(s[k]) for k in SECTION} == SECTION for s in log["tests"])
+    assert {r["result"] for r in results} == {"PASS", "WARN", "INFO", "NOTE"}
+    for r in results:
+        assert set(r) <= set(RESULT) and {"id", "desc", "result"} <= set(r), r
+        assert all(isinstance(r[k], RESULT[k]) for k in r), r
+        assert all(isinstance(i, str) for i in r.get("items", [])), r
+    assert log["checks"] == len(results)
+
+    findings = findings_importer(log)
+    expected = [r for r in results if r["result"] != "PASS" and "(Manual)" not in r["desc"]]
+    assert [f["vuln_id_from_tool"] for f in findings] == [r["id"] for r in expected]
+    by_id = {f["vuln_id_from_tool"]: f for f in findings}
+    assert by_id["5.10"]["severity"] == "High" and by_id["5.10"]["title"].startswith("5.10 - Ensure that the host's")
+    assert by_id["5.10"]["description"].endswith("\nnot met by 1 of 2 containers: bad")
+    assert by_id["5.10"]["mitigation"] == "Do not use --network host."
+
+    rows = csv_converter(log)
+    assert len(rows) == 1 + len(log["tests"]) + len(results)
+    assert any(row.startswith("5.11-ctrl-Ensure that the memory usage") and "-ctrl-WARN-ctrl-" in row for row in rows)
+
+
+def _docker_bench(daemon: Dockerd, workdir: Path, checks: str) -> dict[str, Any]:
+    """Run docker-bench-security's script from its git directory against ``daemon``; its JSON log."""
+    assert (DOCKER_BENCH_GIT / "HEAD").is_file(), (
+        f"no docker-bench-security at {DOCKER_BENCH_GIT}: git clone --bare "
+        "https://github.com/docker/docker-bench-security there or set TRUSTYARD_DOCKER_BENCH_GIT"
+    )
+    tree = workdir / "docker-bench-security"
+    tree.mkdir()
+    archive = subprocess.run(["git", "--git-dir", str(DOCKER_BENCH_GIT), "archive", "HEAD"], capture_output=True,
+                             check=True, timeout=60)  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "docker-bench-security.sh", "-l", str(workdir / "dbs.log"), "-p", "-c", checks],
+        cwd=tree, env={**daemon.env, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs: dict[str, Any] = json.loads((workdir / "dbs.log.json").read_text())
+    return theirs
+
+
+def test_same_layout_as_docker_bench_security(engine: Dockerd, tmp_path: Path) -> None:
+    theirs = _docker_bench(engine, tmp_path, "host_configuration,docker_daemon_configuration,container_runtime,"
+                           "community_checks")  # fmt: skip
+    ours = _ours(engine, tmp_path, "1", "2", "5", "C")
+    assert {k: type(v) for k, v in ours.items() if k != "trustyard"} == {k: type(v) for k, v in theirs.items()}
+    their_sections, our_sections = _types(theirs["tests"]), _types(ours["tests"])
+    assert our_sections == their_sections == {k: {t} for k, t in SECTION.items()}
+    their_results = _types([r for s in theirs["tests"] for r in s["results"]])
+    our_results = _types([r for s in ours["tests"] for r in s["results"]])
+    assert set(our_results) <= set(their_results), set(our_results) - set(their_results)
+    for key, types in our_results.items():
+        assert types == their_results[key], (key, types, their_results[key])
+    items = [i for s in theirs["tests"] for r in s["results"] for i in r.get("items", [])]
+    assert {type(i) for i in items} == {
+        type(i) for s in ours["tests"] for r in s["results"] for i in r.get("items", [])
+    }
+
+    # every check it ran, we ran; and on the same containers the unambiguous ones agree
+    theirs_by_id = {r["id"]: r for s in theirs["tests"] for r in s["results"]}
+    ours_by_id = {r["id"]: r for s in ours["tests"] for r in s["results"]}
+    assert set(theirs_by_id) - {"C.1", "C.1.1"} <= set(ours_by_id), set(theirs_by_id) - set(ours_by_id)
+    for check_id in ("5.5", "5.10", "5.11", "5.16"):
+        assert ours_by_id[check_id]["result"] == theirs_by_id[check_id]["result"], check_id
+        assert ours_by_id[check_id].get("items", []) == theirs_by_id[check_id].get("items", []), check_id
