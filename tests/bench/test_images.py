@@ -4,16 +4,20 @@
 ``dirty`` runs as root and has every problem the checks look for (a setuid binary, a secret in ENV, a
 credential file, an empty password, duplicate IDs, sudo / dist-upgrade / lone update / ADD / apk without
 --no-cache in its history, a VOLUME on /proc, the latest tag, a .git directory). Both are OCI layouts built by
-``ocibuild``; the real Alpine fixture of ../shared/images is read too.
+``ocibuild``; the real Alpine fixture of ../shared/images is read too. Both are also pushed with skopeo to
+Debian's docker-registry and read back as ``docker://`` images, which must be judged exactly as the layouts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.ocibuild import build_image
+from interop.clients import Skopeo
+from interop.servers import DistributionServer
 from trustyard.bench import CHECKS_BY_ID, BenchContext, Result, run_checks, select
 
 ALPINE_APP = "oci:/work/shared/images/oci-alpine-app:fixture-alpine-app:1"
@@ -160,3 +164,31 @@ def test_rootfs_has_no_config_but_files_are_checked(tmp_path: Path) -> None:
     image = f"rootfs:{tmp_path}"
     assert _result("4.1", image)[0] is Result.INFO
     assert _result("DKL-LI-0001", image)[0] is Result.WARN
+
+
+@pytest.fixture(scope="module")
+def pushed(clean: str, dirty: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """``clean`` and ``dirty`` pushed with skopeo to Debian's docker-registry: oci name -> docker:// name."""
+    workdir = tmp_path_factory.mktemp("registry")
+    server = DistributionServer(workdir=workdir / "distribution")
+    skopeo = Skopeo(workdir / "skopeo")
+    server.start()
+    try:
+        names = {}
+        for oci_name, repo in ((clean, "bench/clean"), (dirty, "bench/dirty")):
+            names[oci_name] = f"docker://{server.host}/{repo}:{oci_name.rpartition(':')[2]}"
+            skopeo.copy(oci_name, names[oci_name])
+        yield names
+    finally:
+        server.close()
+
+
+@pytest.mark.interop
+def test_images_from_a_registry_judged_as_their_layouts(pushed: dict[str, str]) -> None:
+    """docker:// (no engine, no local copy): configuration, history and files give the same results and items."""
+    checks = [c for c in IMAGE_CHECKS if c not in MANUAL_ONLY]
+    for oci_name, docker_name in pushed.items():
+        for check_id in checks:
+            local, remote = _result(check_id, oci_name), _result(check_id, docker_name)
+            assert remote[0] is local[0], (check_id, docker_name, remote, local)
+            assert [i.removeprefix(docker_name) for i in remote[1]] == [i.removeprefix(oci_name) for i in local[1]]

@@ -27,6 +27,7 @@ from trustyard.scan.image import ImageView
 from trustyard.scan.layers import EntryType, LayerLimits
 from trustyard.scan.sources import OciLayoutSource, open_source
 from trustyard.scan.sources.base import TarContainer, container_for, read_small
+from trustyard.scan.sources.docker import DockerReference, DockerRegistrySource
 
 CAPTURED: Final = frozenset({"etc/passwd", "etc/shadow", "etc/group"})
 CREDENTIAL_FILES: Final = frozenset(
@@ -177,6 +178,9 @@ def load_image(name: str) -> ImageFacts:
         else:
             config, tag = None, None
         source = open_source(name)
+        if isinstance(source, DockerRegistrySource):  # docker://: the source verified the config it fetched
+            config = _parse_config(source.config_blob, name)
+            tag = DockerReference.parse(name.removeprefix("docker://")).tag
         view = ImageView()
         try:
             for ref in source.layers():

@@ -127,6 +127,8 @@ class DockerRegistrySource(ManifestSource):
                 )
             config = self._client.small_blob(self._manifest.config.digest, MAX_METADATA_SIZE)
             diff_ids = parse_diff_ids(config, "config")
+            self.config_blob = config
+            """The image configuration, verified against its descriptor (the bench's image checks read it)."""
         except BaseException:
             self._client.close()
             raise
