@@ -15,6 +15,7 @@ image the plugin has not judged yet is refused while trustyard is unreachable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import subprocess
@@ -125,9 +126,13 @@ def _robot(server: TrustyardServer, path: Path) -> None:
     path.chmod(0o600)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    workdir = tmp_path_factory.mktemp("authz-images")
+@contextlib.contextmanager
+def guarded_engine(workdir: Path, policy_text: str) -> Iterator[tuple[TrustyardServer, Dockerd, Path]]:
+    """trustyard (advisories imported, ``library/vuln:1`` pushed) and a dockerd guarded by the plugin.
+
+    ``policy_text``: the plugin's policy, formatted with trustyard's ``host`` and ``ca`` file. The plugin logs
+    in as a pull robot (the credentials file is yielded); the docker CLI is logged in as the administrator.
+    """
     with running_trustyard(workdir) as server:
         assert server.tls is not None
         _run("trustyard", "db", "import", str(PYPI_ADVISORIES), "--data-dir", str(server.data_dir))
@@ -136,26 +141,32 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         credentials = workdir / "authz.credentials"
         _robot(server, credentials)
         policy = workdir / "policy.toml"
-        policy.write_text(POLICY.format(host=server.host, ca=server.tls[2]))
+        policy.write_text(policy_text.format(host=server.host, ca=server.tls[2]))
         env = {"TRUSTYARD_AUTHZ_REGISTRY_URL": server.url, "TRUSTYARD_AUTHZ_CREDENTIALS_FILE": str(credentials)}
         engine = Dockerd(workdir / "engine", with_plugin=True, policy=policy, plugin_env=env)
-        (workdir / "engine").mkdir()
-        (workdir / "engine/client").mkdir()
+        (workdir / "engine/client").mkdir(parents=True)
         add_login(workdir / "engine/client/config.json", server.host, server.credentials)
         try:
             engine.start()
-            clean, unsigned = f"{server.host}/library/clean:1", f"{server.host}/library/unsigned:1"
-            engine.import_alpine(clean)
-            engine.docker("tag", clean, unsigned, check=True)
-            engine.docker("push", clean, check=True)
-            engine.docker("push", unsigned, check=True)
-            engine.docker("rmi", clean, unsigned, check=True)  # `docker run` must pull through the plugin
-            _sign(server, workdir, "clean")
-            _sign(server, workdir, "vuln")
-            digests = {name: _wait_scanned(server, name)["digest"] for name in ("clean", "vuln", "unsigned")}
-            yield Site(server, engine, digests, credentials)
+            yield server, engine, credentials
         finally:
             engine.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    workdir = tmp_path_factory.mktemp("authz-images")
+    with guarded_engine(workdir, POLICY) as (server, engine, credentials):
+        clean, unsigned = f"{server.host}/library/clean:1", f"{server.host}/library/unsigned:1"
+        engine.import_alpine(clean)
+        engine.docker("tag", clean, unsigned, check=True)
+        engine.docker("push", clean, check=True)
+        engine.docker("push", unsigned, check=True)
+        engine.docker("rmi", clean, unsigned, check=True)  # `docker run` must pull through the plugin
+        _sign(server, workdir, "clean")
+        _sign(server, workdir, "vuln")
+        digests = {name: _wait_scanned(server, name)["digest"] for name in ("clean", "vuln", "unsigned")}
+        yield Site(server, engine, digests, credentials)
 
 
 def test_image_from_a_registry_not_allowed_is_refused(site: Site) -> None:

@@ -7,12 +7,15 @@ listener that never answers) and against a real ``trustyard serve`` in test_dock
 
 from __future__ import annotations
 
+import json
 import socket
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from fixtures.processes import free_port
 from trustyard.authz import Authorizer, Policy, RequestError
@@ -23,10 +26,12 @@ from trustyard.authz.verdicts import (
     TrustyardVerdicts,
     VerdictUnavailableError,
 )
+from trustyard.cli import main
 
 from .test_decisions import create, message
 
 HOST = "registry.example:5000"
+RECORDED = Path(__file__).parents[1] / "assets/authz/verdicts"
 CREATE = "/v1.41/containers/create"
 
 
@@ -167,10 +172,54 @@ def test_pull_is_judged_from_the_query() -> None:
     assert imported.allow  # an import names no registry; the create that runs it is judged
 
 
+def recorded(name: str) -> dict[str, Any]:
+    """A verdict as a real ``trustyard serve`` answered it (test_dockerd_pull_gates.py checks the recording)."""
+    found: dict[str, Any] = json.loads((RECORDED / f"{name}.json").read_text())
+    return found
+
+
+def test_pull_gate_rule_quotes_the_registrys_refusal() -> None:
+    blocked, open_, trust = recorded("vuln-block-high"), recorded("plain-open"), recorded("plain-content-trust")
+    unversioned = {k: v for k, v in open_.items() if k not in ("pull_allowed", "refusal")}  # an older trustyard
+    answers = Answers(**{"library/vuln@1": blocked, "library/plain@1": open_, "library/trust@1": trust,
+                         "library/old@1": unversioned})  # fmt: skip
+    authz = Authorizer(policy("require_pull_allowed = true"), verdicts=answers)
+    assert run(authz, f"{HOST}/library/plain:1").allow
+    refused = run(authz, f"{HOST}/library/vuln:1")
+    assert not refused.allow and refused.rules == ("image.pull",)
+    assert f"[image.pull] trustyard's registry refuses pulls of {HOST}/library/vuln:1: {blocked['refusal']}" in (
+        refused.msg
+    )
+    assert "(Images are ones the registry's pull gates let be pulled)" in refused.msg
+    assert trust["refusal"] in run(authz, f"{HOST}/library/trust:1").msg
+    old = run(authz, f"{HOST}/library/old:1")
+    assert not old.allow and "does not say whether it may be pulled" in old.msg
+    missing = run(authz, f"{HOST}/library/none:1")
+    assert not missing.allow and f"trustyard has no image {HOST}/library/none:1" in missing.msg
+    elsewhere = run(authz, "alpine")
+    assert not elsewhere.allow and "not on trustyard's registry" in elsewhere.msg
+    pull = message(f"/v1.41/images/create?fromImage={HOST}/library/vuln&tag=1", method="POST", headers={})
+    assert authz.request(pull).rules == ("image.pull",)
+    only_signed = Authorizer(policy("require_signed = true"), verdicts=answers)
+    assert run(only_signed, f"{HOST}/library/vuln:1").rules == ("image.signed",)  # the rule is off unless set
+
+
+def test_pull_gate_rule_when_trustyard_is_unavailable() -> None:
+    answers = Answers()
+    answers.down = True
+    refusing = Authorizer(policy("require_pull_allowed = true"), verdicts=answers)
+    refused = run(refusing, f"{HOST}/library/vuln:1")
+    assert not refused.allow and refused.rules == ("image.pull",) and "trustyard could not be asked" in refused.msg
+    text = 'require_pull_allowed = true\nrequire_signed = true\non_unavailable = {"image.pull" = "allow"}'
+    half = run(Authorizer(policy(text), verdicts=answers), f"{HOST}/library/vuln:1")
+    assert not half.allow and half.rules == ("image.signed",)
+    assert any(w.startswith("image.pull: allowed while trustyard is unavailable") for w in half.warnings)
+
+
 @pytest.mark.parametrize(
     "images",
     ['max_severity = "severe"', 'unscanned = "maybe"', 'allowed_registries = ["docker.io/library"]',
-     'on_unavailable = {"image.registry" = "allow"}', "require_signed = 1"],
+     'on_unavailable = {"image.registry" = "allow"}', "require_signed = 1", 'require_pull_allowed = "yes"'],
 )  # fmt: skip
 def test_invalid_image_policies_are_errors(images: str) -> None:
     from trustyard.authz import PolicyFileError
@@ -216,3 +265,13 @@ def test_client_unreachable_and_timeout_are_unavailable(silent_listener: int) ->
         silent.verdict("team/app", "1")
     refused.close()
     silent.close()
+
+
+def test_check_summarises_the_pull_gate_rule(tmp_path: Path) -> None:
+    file = tmp_path / "policy.toml"
+    file.write_text(f'[images]\nrequire_pull_allowed = true\n[trustyard]\nurl = "http://{HOST}"\n')
+    result = CliRunner().invoke(main, ["authz", "check", "--policy", str(file)])
+    assert result.exit_code == 0, result.output
+    assert "images the registry's pull gates refuse are refused" in result.output
+    assert "unavailable: image.pull refuse" in result.output
+    assert any(line.strip().startswith("deny:") and "image.pull" in line for line in result.output.splitlines())

@@ -1,6 +1,6 @@
 """Image rules: where an image may come from, whether trustyard must have signed it, how bad its findings may be.
 
-Three rules, each on only when the policy's ``[images]`` table configures it (rule ids as in ``[rules]`` and
+Four rules, each on only when the policy's ``[images]`` table configures it (rule ids as in ``[rules]`` and
 ``[[exception]]``):
 
 - ``image.registry`` (``allowed_registries``): the image's registry host must be listed. Names are read as the
@@ -10,8 +10,12 @@ Three rules, each on only when the policy's ``[images]`` table configures it (ru
 - ``image.signed`` (``require_signed``): trustyard's trust service must hold a signature for the reference.
 - ``image.severity`` (``max_severity``): trustyard's scan of the image must have no finding at or above this
   severity; an image not (yet) scanned follows ``unscanned`` (``refuse`` by default).
+- ``image.pull`` (``require_pull_allowed``): the registry's own pull gates (its project's content trust,
+  severity threshold, unscanned blocking and allowlist) must let the image be pulled now; a refusal quotes the
+  registry's reason. This holds an image pulled before the project's policy was tightened to that policy when
+  it is run, and keeps one policy for pulls and runs: the registry's, set by its project administrators.
 
-The last two ask trustyard (``verdicts.py``) about images on trustyard's own registry host; an image from any
+The last three ask trustyard (``verdicts.py``) about images on trustyard's own registry host; an image from any
 other registry cannot have trustyard's signature or scan and fails them. When trustyard cannot be asked, each
 rule follows ``on_unavailable`` (``refuse`` by default; ``allow`` lets the request through with a warning in the
 audit log). Image IDs (``sha256:…``, 64 hex digits) name no registry and are refused while any rule is on.
@@ -45,11 +49,14 @@ IMAGE_RULES: Final = MappingProxyType(
         "image.registry": "Images come only from the allowed registries",
         "image.signed": "Images are signed in trustyard's trust service",
         "image.severity": "Images have no finding at or above the allowed severity",
+        "image.pull": "Images are ones the registry's pull gates let be pulled",
     }
 )
 DOCKER_HUB: Final = "docker.io"
 _HUB_ALIASES: Final = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _IMAGE_ID: Final = re.compile(r"(sha256:)?[a-f0-9]{64}")
+TRUSTYARD_RULES: Final = ("image.signed", "image.severity", "image.pull")
+"""The image rules that ask trustyard, in the order their verdicts are given."""
 
 Choice = Literal["refuse", "allow"]
 
@@ -106,19 +113,25 @@ class ImageRules:
     allowed_registries: frozenset[str] | None = None
     require_signed: bool = False
     max_severity: Level | None = None
+    require_pull_allowed: bool = False
     unscanned: Choice = "refuse"
     on_unavailable: Mapping[str, Choice] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def active(self) -> tuple[str, ...]:
         """The ids of the rules that are on."""
-        on = (self.allowed_registries is not None, self.require_signed, self.max_severity is not None)
+        on = (
+            self.allowed_registries is not None,
+            self.require_signed,
+            self.max_severity is not None,
+            self.require_pull_allowed,
+        )
         return tuple(rule for rule, enabled in zip(IMAGE_RULES, on, strict=True) if enabled)
 
     @property
     def needs_trustyard(self) -> bool:
         """Whether any rule asks trustyard."""
-        return self.require_signed or self.max_severity is not None
+        return any(rule in TRUSTYARD_RULES for rule in self.active)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +154,7 @@ def judge_image(
         verdicts.append(
             Verdict("image.registry", allowed, why, () if allowed else tuple(sorted(rules.allowed_registries)))
         )
-    wanted = [r for r in ("image.signed", "image.severity") if r in rules.active]
+    wanted = [r for r in TRUSTYARD_RULES if r in rules.active]
     if not wanted:
         return ImageJudgement(verdicts, tuple(notes))
     if image.registry != trustyard_host:
@@ -164,6 +177,8 @@ def judge_image(
         verdicts.append(_signed(image, found))
     if "image.severity" in wanted and rules.max_severity is not None:
         verdicts.append(_severity(image, found, rules.max_severity, rules.unscanned))
+    if "image.pull" in wanted:
+        verdicts.append(_pull(image, found))
     return ImageJudgement(verdicts, tuple(notes))
 
 
@@ -191,6 +206,17 @@ def _severity(image: ImageName, found: ImageVerdict | None, limit: Level, unscan
     return Verdict(
         "image.severity", False, f"image {image} has findings of severity {worst} (limit: below {limit})", counts
     )
+
+
+def _pull(image: ImageName, found: ImageVerdict | None) -> Verdict:
+    if found is None:
+        return Verdict("image.pull", False, f"trustyard has no image {image}")
+    if found.pull_allowed is None:  # a registry older than the pull gates' verdict: fail closed
+        return Verdict("image.pull", False, f"trustyard's verdict on {image} does not say whether it may be pulled")
+    if not found.pull_allowed:
+        reason = (found.refusal or "no reason given").rstrip(".")
+        return Verdict("image.pull", False, f"trustyard's registry refuses pulls of {image}: {reason}")
+    return Verdict("image.pull", True)
 
 
 def _level(text: str | None) -> Level | None:

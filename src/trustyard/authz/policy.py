@@ -34,6 +34,7 @@ keys, unknown rule ids, empty user names are errors) before the plugin answers a
     allowed_registries = ["registry.example:5000", "docker.io"]   # "alpine" is docker.io/library/alpine
     require_signed = true      # signed in trustyard's trust service
     max_severity = "high"      # refuse a finding of high or critical
+    require_pull_allowed = true  # the registry's project pull gates must let it be pulled
     unscanned = "refuse"       # or "allow"
     on_unavailable = "refuse"  # trustyard unreachable; or per rule: {"image.severity" = "allow"}
 
@@ -64,7 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trustyard.authz.endpoint import Endpoint
 from trustyard.authz.errors import PolicyFileError
 from trustyard.authz.identity import Principal
-from trustyard.authz.images import IMAGE_RULES, ImageRules
+from trustyard.authz.images import IMAGE_RULES, TRUSTYARD_RULES, ImageRules
 from trustyard.authz.verdicts import TrustyardLink
 from trustyard.policy import RULES
 from trustyard.scan.findings import Level
@@ -295,6 +296,7 @@ class _Images(_Strict):
     allowed_registries: list[str] | None = None
     require_signed: bool = False
     max_severity: Literal["low", "medium", "high", "critical"] | None = None
+    require_pull_allowed: bool = False
     unscanned: _Choice = "refuse"
     on_unavailable: _Choice | dict[str, _Choice] = "refuse"
 
@@ -310,19 +312,18 @@ class _Images(_Strict):
     def _per_rule(cls, value: _Choice | dict[str, _Choice]) -> _Choice | dict[str, _Choice]:
         if isinstance(value, dict):
             for rule in value:
-                if rule not in ("image.signed", "image.severity"):
-                    raise ValueError(
-                        f"on_unavailable names {rule!r}: only image.signed and image.severity ask trustyard"
-                    )
+                if rule not in TRUSTYARD_RULES:
+                    raise ValueError(f"on_unavailable names {rule!r}: only {', '.join(TRUSTYARD_RULES)} ask trustyard")
         return value
 
     def rules(self) -> ImageRules:
         choices = self.on_unavailable
-        per_rule = choices if isinstance(choices, dict) else dict.fromkeys(("image.signed", "image.severity"), choices)
+        per_rule = choices if isinstance(choices, dict) else dict.fromkeys(TRUSTYARD_RULES, choices)
         return ImageRules(
             allowed_registries=frozenset(self.allowed_registries) if self.allowed_registries is not None else None,
             require_signed=self.require_signed,
             max_severity=Level(self.max_severity) if self.max_severity else None,
+            require_pull_allowed=self.require_pull_allowed,
             unscanned=self.unscanned,
             on_unavailable=MappingProxyType(dict(per_rule)),
         )

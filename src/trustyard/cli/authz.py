@@ -169,6 +169,8 @@ def check_command(policy_file: Path) -> None:
         click.echo("images must be signed in trustyard")
     if images.max_severity is not None:
         click.echo(f"images with findings of {images.max_severity} or worse are refused; unscanned: {images.unscanned}")
+    if images.require_pull_allowed:
+        click.echo("images the registry's pull gates refuse are refused")
     if images.needs_trustyard:
         choices = ", ".join(f"{rule} {choice}" for rule, choice in sorted(images.on_unavailable.items()))
         click.echo(f"trustyard: {policy.trustyard.url or '(from --registry-url)'}; unavailable: {choices}")
