@@ -126,3 +126,12 @@ def test_unreadable_podman_socket_is_info(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (result,) = json.loads(proc.stdout)["tests"][0]["results"]
     assert result["result"] == "INFO" and str(missing) in result["details"]
+
+
+def test_exec_as_root_on_podman(podman: PodmanService) -> None:
+    """5.24 from podman's exec records: a running ``podman exec -u root`` is named (podman keeps it in ExecIDs)."""
+    podman.podman("run", "-d", "--name", "execd", IMAGE, "sleep", "300")
+    podman.podman("exec", "-d", "-u", "root", "execd", "sleep", "120")
+    found = _bench(podman, "5.23", "5.24")
+    assert found["5.24"] == ("WARN", ["execd: sleep 120 (engine)"])
+    assert found["5.23"][0] == "PASS"
