@@ -149,10 +149,11 @@ class Notary:
         """The full command line of one notary command."""
         return ["notary", "-s", self.server, "--tlscacert", str(self.ca), "-d", str(self.trust_dir), *args]
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run one notary command; fail with its output if ``check`` and it fails."""
+    def run(self, *args: str, check: bool = True, answer: str = "") -> subprocess.CompletedProcess[str]:
+        """Run one notary command with ``answer`` on its stdin (``yes`` confirms a root rotation, which the client
+        otherwise aborts with exit code 0); fail with its output if ``check`` and it fails."""
         done = subprocess.run(
-            self.argv(*args), capture_output=True, text=True, env=self.env(), timeout=120, check=False
+            self.argv(*args), input=answer, capture_output=True, text=True, env=self.env(), timeout=120, check=False
         )
         if check and done.returncode != 0:
             pytest.fail(f"{' '.join(args)} -> rc {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")

@@ -9,13 +9,14 @@ in as the registry's admin (`NOTARY_AUTH`) and fetches Docker tokens with the sc
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .notary_client import client, make_delegation, running_trustyard
+from .notary_client import Notary, client, make_delegation, running_trustyard
 from .servers import TrustyardServer
 
 pytestmark = pytest.mark.interop
@@ -32,6 +33,12 @@ def server(tmp_path: Path) -> Iterator[TrustyardServer]:
 
 def test_notary_cli_is_installed() -> None:
     assert shutil.which("notary") is not None, "the Debian package notary is missing (scripts/test installs it)"
+
+
+def _role_keys(notary: Notary, role: str) -> set[str]:
+    """The key IDs the client's current root trusts for ``role``."""
+    root = json.loads(notary.cached(GUN, "root"))["signed"]
+    return set(root["roles"][role]["keyids"])
 
 
 def test_real_notary_client_whole_workflow(server: TrustyardServer, tmp_path: Path) -> None:
@@ -68,9 +75,13 @@ def test_real_notary_client_whole_workflow(server: TrustyardServer, tmp_path: Pa
     notary.run("key", "rotate", GUN, "timestamp", "-r")
     assert set(notary.targets(GUN)) == {"v2", "v3", "v4"}
     # the publisher rotates its own targets key, then the root key (signed by the old and the new root key)
+    roots_before = _role_keys(notary, "root")
+    targets_before = _role_keys(notary, "targets")
     notary.run("key", "rotate", GUN, "targets")
-    notary.run("key", "rotate", GUN, "root")
+    notary.run("key", "rotate", GUN, "root", answer="yes\n")  # unconfirmed, the client aborts with exit code 0
     assert set(notary.targets(GUN)) == {"v2", "v3", "v4"}
+    assert _role_keys(notary, "targets").isdisjoint(targets_before)  # the root the list fetched: rotated
+    assert _role_keys(notary, "root").isdisjoint(roots_before)
 
     # a new client trusts the root on first use and sees the same targets
     fresh = client(server, tmp_path, "fresh")

@@ -144,6 +144,20 @@ def _update_statuses(server: TrustyardServer) -> list[int]:
     return statuses
 
 
+def _refused_publish(server: TrustyardServer, notary: Notary, *args: str, answer: str = "") -> str:
+    """Run a publishing command of the real client that the server must refuse: it fails, exactly one update
+    POST reached the server and was answered 400 (so the client did not stop before uploading); what the
+    client printed."""
+    uploads_before = len(_update_statuses(server))
+    done = notary.run(*args, check=False, answer=answer)
+    assert done.returncode != 0
+    deadline = time.monotonic() + 10  # the access log line follows the response
+    while len(statuses := _update_statuses(server)) == uploads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert statuses[uploads_before:] == [400]
+    return done.stdout + done.stderr
+
+
 def test_attack_real_client_signing_targets_with_an_untrusted_key_is_refused(
     server: TrustyardServer, tmp_path: Path
 ) -> None:
@@ -156,18 +170,29 @@ def test_attack_real_client_signing_targets_with_an_untrusted_key_is_refused(
     payload = tmp_path / "evil.txt"
     payload.write_bytes(b"malware")
     notary.run("add", GUN, "evil", str(payload))
-    uploads_before = len(_update_statuses(server))
 
-    done = notary.run("publish", GUN, check=False)
+    printed = _refused_publish(server, notary, "publish", GUN)
 
-    assert done.returncode != 0
-    printed = done.stdout + done.stderr
     assert "* fatal: The targets metadata is invalid: valid signatures did not meet threshold for targets" in printed
-    # the server refused it (the client did not stop before uploading); its access log line follows the response
-    deadline = time.monotonic() + 10
-    while len(statuses := _update_statuses(server)) == uploads_before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert statuses[uploads_before:] == [400]
+    before.check(tmp_path, "fresh")
+
+
+def test_attack_real_client_root_rotation_without_the_old_root_key_is_refused(
+    server: TrustyardServer, tmp_path: Path
+) -> None:
+    """Hijack by the real client: its root key file replaced by another key, `notary key rotate root` signs
+    the new root with the new key and with a key the old root does not trust; the server refuses."""
+    notary = client(server, tmp_path, "publisher")
+    _publish_twice(notary, tmp_path)
+    before = Unchanged(server, notary)
+    swap_client_key(notary, "root", tmp_path)
+
+    printed = _refused_publish(server, notary, "key", "rotate", GUN, "root", answer="yes\n")
+
+    assert (
+        "* fatal: The root metadata is invalid: valid signatures did not meet threshold for root "
+        "(rotation: previous root)" in printed
+    )
     before.check(tmp_path, "fresh")
 
 
