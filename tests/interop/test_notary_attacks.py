@@ -297,7 +297,8 @@ def test_attack_root_rotation_not_signed_by_the_old_root_is_refused(server: Trus
 
 
 def test_attack_delegation_signing_outside_its_paths_is_refused(server: TrustyardServer, tmp_path: Path) -> None:
-    """A delegation trusted for `releases/` signs `latest` with its own (valid) key."""
+    """A delegation trusted for `releases/` signs `latest` with its own (valid) key: the real client will not
+    publish it, and the same role uploaded by a client without that check is refused by the server."""
     notary = client(server, tmp_path, "publisher")
     payload = tmp_path / "target.txt"
     payload.write_bytes(PAYLOAD)
@@ -312,6 +313,12 @@ def test_attack_delegation_signing_outside_its_paths_is_refused(server: Trustyar
     notary.run("publish", GUN)
     assert notary.targets(GUN)["releases/1.0"] == (sha256_hex(PAYLOAD), len(PAYLOAD), "targets/releases")
     before = Unchanged(server, notary)
+
+    # the real client checks the paths itself and uploads nothing; a modified client is refused by the server
+    notary.run("add", GUN, "latest", str(payload), "--roles", "targets/releases")
+    done = notary.run("publish", GUN, check=False)
+    assert done.returncode != 0
+    assert "* fatal: Could not add all targets" in done.stdout + done.stderr
 
     (delegation_key_id,) = _signed(notary.cached(GUN, "targets"))["delegations"]["keys"]
     private = _load_ec(pem)
