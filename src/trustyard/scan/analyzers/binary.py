@@ -27,6 +27,7 @@ that package's, not a second component (``scan/identify.py``, ``owned_paths``).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -62,6 +63,18 @@ class BinarySummaryError(PackageDatabaseError):
 
 def _names_pattern(classifiers: Iterable[Classifier]) -> re.Pattern[str]:
     return re.compile("|".join(fnmatch.translate(n) for c in classifiers for n in c.names))
+
+
+def _globs(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(
+    classifiers: tuple[Classifier, ...],
+) -> tuple[tuple[Classifier, re.Pattern[str] | None, re.Pattern[str] | None], ...]:
+    """Each classifier with its file-name and linked-library patterns compiled (once per table, not per file)."""
+    return tuple((c, _globs(c.names), _globs(c.linked)) for c in classifiers)
 
 
 _NAMED: Final = _names_pattern(CLASSIFIERS)
@@ -145,9 +158,9 @@ def classify(
     ``libraries`` are the shared libraries the file loads (``needed``)."""
     base = path.rpartition("/")[2]
     todo: dict[str, tuple[Classifier, str | None]] = {}
-    for c in classifiers:
-        named = any(fnmatch.fnmatchcase(base, n) for n in c.names)
-        if any(fnmatch.fnmatchcase(lib, pattern) for lib in libraries for pattern in c.linked):
+    for c, names, linked in _plan(tuple(classifiers)):
+        named = names is not None and names.match(base) is not None
+        if linked is not None and any(linked.match(lib) for lib in libraries):
             continue
         if named or c.anywhere:
             wanted = None

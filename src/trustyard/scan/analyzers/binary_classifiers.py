@@ -3,10 +3,12 @@
 Each classifier says which files it looks at and how it finds the version inside them:
 
 - ``names``: shell patterns over the file's base name (``libcrypto.so*``); a file so named is always searched;
-- ``anywhere``: the signature is distinctive enough (a banner with fixed words around the version) to be
-  searched for in *every* ELF file, which is what finds a statically linked library or a renamed program;
-  a bare version between NUL bytes (sqlite, python, perl, redis) is not, and is only trusted in files named
-  for the component;
+- ``anywhere``: the signature is searched for in *every* ELF file, which is what finds a statically linked
+  library or a renamed program. Only for distinctive banners (fixed words around the version) of what is
+  commonly vendored, linked statically or copied (OpenSSL, zlib, curl, BusyBox, Node.js, nginx, bash): each
+  costs a search of every ELF file. A bare version between NUL bytes (sqlite, python, perl, redis) is never
+  trusted outside files named for the component, and glibc, PostgreSQL and memcached are looked for where
+  they are named;
 - ``needle``: a literal that every match contains, found with ``bytes.find`` (fast) before the regular
   expression is tried in a window around it; classifiers without one search with the expression directly;
 - ``pattern``: the regular expression, with a ``version`` group; it always ends in fixed context (a space, a
@@ -122,7 +124,6 @@ CLASSIFIERS: Final[tuple[Classifier, ...]] = (
         ),
         names=("libc.so.6", "libc-*.so"),
         needle=b"GNU C Library ",
-        anywhere=True,
     ),
     Classifier(
         "python",
@@ -187,7 +188,6 @@ CLASSIFIERS: Final[tuple[Classifier, ...]] = (
         ),
         names=("postgres", "postmaster"),
         needle=b", compiled by ",
-        anywhere=True,
     ),
     Classifier(
         "memcached",
@@ -196,7 +196,6 @@ CLASSIFIERS: Final[tuple[Classifier, ...]] = (
         _rx(rb"\x00memcached " + _V3 + rb"\n?\x00"),
         names=("memcached",),
         needle=b"\x00memcached ",
-        anywhere=True,
     ),
     Classifier(
         "haproxy",
