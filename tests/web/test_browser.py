@@ -182,6 +182,12 @@ def test_a_person_creates_a_project_pushes_sees_findings_and_the_signature(
 ) -> None:
     context = _context(browser)
     page = context.new_page()
+    problems: list[str] = []  # script errors and CSP violations would show here
+    page.on(
+        "console",
+        lambda message: problems.append(f"{message.text} at {message.location}") if message.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(f"{server.url}/projects")
     page.wait_for_url(re.compile(r"/login\?next="))
     assert page.evaluate("document.activeElement.id") == "username"  # the form is ready to type into
@@ -288,10 +294,12 @@ def test_a_person_creates_a_project_pushes_sees_findings_and_the_signature(
     secret = page.locator("#robot-secret").inner_text()
     assert len(secret) >= 20
     shoot(page, "robot-created")
-    page.reload()
+    page.goto(f"{server.url}/projects/{PROJECT}/robots")  # the page again (a reload would post the form again)
+    expect(page.get_by_role("row").filter(has_text="robot$ci")).to_contain_text("active")
     assert secret not in page.content()
     page.goto(f"{server.url}/projects/{PROJECT}/settings")
     shoot(page, "project-settings")
+    assert problems == [], problems
     context.close()
 
     # on a phone: the repository page fits the screen (wide tables scroll inside their frame)
