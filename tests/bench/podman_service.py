@@ -9,25 +9,12 @@ its storage whatever the outcome.
 
 from __future__ import annotations
 
-import http.client
-import socket
 import subprocess
 from pathlib import Path
 from typing import IO
 
-from fixtures.dockerd import terminate, wait_for
+from fixtures.dockerd import UnixConnection, terminate, wait_for
 from interop.clients import Podman, with_private_cache
-
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=10)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(str(self.unix_path))
 
 
 class PodmanService:
@@ -46,7 +33,7 @@ class PodmanService:
         return f"unix://{self.socket}"
 
     def _ping(self) -> bool:
-        conn = _Unix(self.socket)
+        conn = UnixConnection(self.socket, timeout=10)
         try:
             conn.request("GET", "/_ping")
             return conn.getresponse().status == 200

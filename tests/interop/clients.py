@@ -9,9 +9,9 @@
 - `Podman`: containers.conf (runc, ulimits that this machine allows), vfs storage under the test's directory,
   registries.conf marking the test registries insecure, and the same private blob-info cache as skopeo
   (podman 4.3 uses the system path too). Mounts it makes stay in its namespace, never on the host.
-- `Dockerd`: Debian's dockerd 20.10 with vfs, no bridge, no iptables, `insecure-registries: ["127.0.0.0/8"]`
-  (test registries get a new port each time, and dockerd reads insecure-registries only at start),
-  and the docker CLI pointed at it with its own DOCKER_CONFIG.
+- dockerd is `fixtures.dockerd.Dockerd` (Debian's dockerd 20.10 with vfs, no bridge, no iptables,
+  `insecure-registries: ["127.0.0.0/8"]`, the docker CLI with its own DOCKER_CONFIG), shared with the
+  authorization plugin's tests.
 
 Not here: which registry they talk to (servers.py) or what the tests check.
 """
@@ -22,14 +22,12 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 SYSTEM_CACHE_DIR = "/var/lib/containers/cache"
 # Inside a private mount namespace: cover the system blob-info cache with the test's own directory.
@@ -284,107 +282,3 @@ class Podman:
         self.run("rm", "--all", "--force", check=False, timeout=60)
         remove_tree(self.storage_root)
         remove_tree(self.run_dir)
-
-
-DOCKERD_READY_TIMEOUT = 60.0
-
-
-class Dockerd:
-    """A private dockerd (notes/real-peers.md §3) and a docker CLI bound to it."""
-
-    name = "dockerd"
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        # exec-root holds containerd's sockets: a short path keeps them under the 108-byte limit.
-        self.exec_root = Path(tempfile.mkdtemp(prefix="ty-dockerd-", dir="/tmp"))
-        self.data_root = workdir / "data"
-        self.socket = self.exec_root / "docker.sock"
-        self.log_path = workdir / "dockerd.log"
-        self.config = workdir / "daemon.json"
-        self.client_config = workdir / "client-config"
-        self.client_config.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            json.dumps(
-                {
-                    "storage-driver": "vfs",
-                    "iptables": False,
-                    "ip6tables": False,
-                    "bridge": "none",
-                    "insecure-registries": ["127.0.0.0/8"],
-                    "default-ulimits": {
-                        "nofile": {"Name": "nofile", "Hard": 20000, "Soft": 20000},
-                        "nproc": {"Name": "nproc", "Hard": 1000, "Soft": 1000},
-                    },
-                },
-                indent=1,
-            )
-        )
-        self.env: Mapping[str, str] = {
-            **os.environ,
-            "DOCKER_HOST": f"unix://{self.socket}",
-            "DOCKER_CONFIG": str(self.client_config),
-        }
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self) -> None:
-        """Start dockerd and wait until `docker version` reaches it."""
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            [
-                "dockerd",
-                "--config-file",
-                str(self.config),
-                "--data-root",
-                str(self.data_root),
-                "--exec-root",
-                str(self.exec_root),
-                "--pidfile",
-                str(self.exec_root / "dockerd.pid"),
-                "-H",
-                f"unix://{self.socket}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + DOCKERD_READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise ClientError(f"dockerd exited with {self._proc.returncode}; see {self.log_path}")
-            if self.socket.exists() and self.docker("version", check=False, timeout=10).returncode == 0:
-                return
-            time.sleep(0.1)
-        raise ClientError(f"dockerd not ready after {DOCKERD_READY_TIMEOUT}s; see {self.log_path}")
-
-    def docker(
-        self, *args: str, check: bool = True, timeout: float = 180, input_text: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run the docker CLI against this daemon; raises `ClientError` on a non-zero exit when `check`."""
-        argv = ["docker", *args]
-        proc = subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False, input=input_text
-        )
-        return _check(proc, argv) if check else proc
-
-    def info(self) -> dict[str, object]:
-        """`docker info` as JSON."""
-        info: dict[str, object] = json.loads(self.docker("info", "--format", "{{json .}}").stdout)
-        return info
-
-    def stop(self) -> None:
-        """SIGTERM dockerd (it stops its containerd), then remove its directories."""
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        remove_tree(self.data_root)
-        remove_tree(self.exec_root)

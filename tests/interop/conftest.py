@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.dockerd import Dockerd
 from fixtures.processes import tail
 
-from .clients import Dockerd, Podman, Skopeo, add_login
+from .clients import Podman, Skopeo, add_login
 from .images import OciImage, debian_image, read_layout, shared_layouts
 from .registry_api import RegistryClient
 from .servers import DistributionServer, RegistryServer, ServerError, server_under_test
@@ -155,7 +156,7 @@ def docker(request: pytest.FixtureRequest, dockerd: Dockerd, auth_file: Path) ->
     config.unlink(missing_ok=True)
     config.symlink_to(auth_file)
     yield dockerd
-    dockerd.docker("image", "prune", "--all", "--force")
+    dockerd.docker("image", "prune", "--all", "--force", check=True)
     config.unlink(missing_ok=True)
 
 

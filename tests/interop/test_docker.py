@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .clients import Dockerd, Skopeo
+from fixtures.dockerd import Dockerd
+
+from .clients import Skopeo
 from .images import ALPINE_CHECK, ALPINE_EXPECTED, Layer, LayoutBuilder, OciImage
 from .registry_api import RegistryClient
 from .servers import RegistryServer
@@ -28,13 +30,17 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 def repo_digests(docker: Dockerd, ref: str) -> list[str]:
     """`docker inspect` RepoDigests of an image."""
-    digests: list[str] = json.loads(docker.docker("inspect", "--format", "{{json .RepoDigests}}", ref).stdout)
+    digests: list[str] = json.loads(
+        docker.docker("inspect", "--format", "{{json .RepoDigests}}", ref, check=True).stdout
+    )
     return digests
 
 
 def run_check(docker: Dockerd, ref: str) -> list[str]:
     """Output lines of ALPINE_CHECK run in a container of `ref` (no network)."""
-    return docker.docker("run", "--rm", "--network", "none", ref, "sh", "-c", ALPINE_CHECK).stdout.splitlines()
+    return docker.docker(
+        "run", "--rm", "--network", "none", ref, "sh", "-c", ALPINE_CHECK, check=True
+    ).stdout.splitlines()
 
 
 def test_docker_push_pull_run(
@@ -47,11 +53,11 @@ def test_docker_push_pull_run(
 ) -> None:
     archive = tmp_path / "alpine-app.tar"
     skopeo.run("copy", alpine_app.transport, f"docker-archive:{archive}:trustyard-test/alpine-app:1")
-    docker.docker("load", "--input", str(archive))
+    docker.docker("load", "--input", str(archive), check=True)
 
     ref = f"{registry.host}/docker/alpine-app:1"
-    docker.docker("tag", "trustyard-test/alpine-app:1", ref)
-    push = docker.docker("push", ref).stdout
+    docker.docker("tag", "trustyard-test/alpine-app:1", ref, check=True)
+    push = docker.docker("push", ref, check=True).stdout
     match = PUSHED_DIGEST.search(push)
     assert match, push
     digest, size = match.group(1), int(match.group(2))
@@ -66,10 +72,10 @@ def test_docker_push_pull_run(
     assert report.problems == []
     assert report.blobs == 1 + len(alpine_app.layers)
 
-    docker.docker("rmi", ref, "trustyard-test/alpine-app:1")
+    docker.docker("rmi", ref, "trustyard-test/alpine-app:1", check=True)
     assert docker.docker("image", "inspect", ref, check=False).returncode != 0
 
-    pull = docker.docker("pull", ref).stdout
+    pull = docker.docker("pull", ref, check=True).stdout
     match = PULLED_DIGEST.search(pull)
     assert match, pull
     assert match.group(1) == digest
@@ -83,7 +89,7 @@ def test_docker_pulls_oci_image_pushed_by_skopeo(
     ref = f"{registry.host}/docker/oci:1"
     skopeo.copy(alpine_app.transport, f"docker://{ref}")
 
-    pull = docker.docker("pull", ref).stdout
+    pull = docker.docker("pull", ref, check=True).stdout
     match = PULLED_DIGEST.search(pull)
     assert match, pull
     assert match.group(1) == alpine_app.manifest_digest
@@ -91,8 +97,8 @@ def test_docker_pulls_oci_image_pushed_by_skopeo(
     assert run_check(docker, ref) == ALPINE_EXPECTED
 
     by_digest = f"{registry.host}/docker/oci@{alpine_app.manifest_digest}"
-    docker.docker("rmi", ref)
-    docker.docker("pull", by_digest)
+    docker.docker("rmi", ref, check=True)
+    docker.docker("pull", by_digest, check=True)
     assert run_check(docker, by_digest) == ALPINE_EXPECTED
 
 
@@ -112,11 +118,11 @@ def test_docker_pulls_platform_from_index(
     ref = f"{registry.host}/docker/multi:1"
     skopeo.copy(index.transport, f"docker://{ref}", "--all")
 
-    pull = docker.docker("pull", ref).stdout
+    pull = docker.docker("pull", ref, check=True).stdout
     match = PULLED_DIGEST.search(pull)
     assert match, pull
     assert match.group(1) == index.digest
     assert repo_digests(docker, ref) == [f"{registry.host}/docker/multi@{index.digest}"]
     amd64 = images[1][0]
-    inspect = docker.docker("image", "inspect", "--format", "{{.Id}} {{.Architecture}}", ref).stdout.split()
+    inspect = docker.docker("image", "inspect", "--format", "{{.Id}} {{.Architecture}}", ref, check=True).stdout.split()
     assert inspect == [amd64.config.digest, "amd64"]

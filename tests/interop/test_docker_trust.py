@@ -23,9 +23,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from fixtures.dockerd import ALPINE
+from fixtures.dockerd import ALPINE, Dockerd
 
-from .clients import Dockerd, add_login
+from .clients import add_login
 from .notary_client import running_trustyard
 from .servers import TrustyardServer
 
@@ -85,8 +85,8 @@ def test_docker_content_trust_push_inspect_pull(
     docker: Dockerd, server: TrustyardServer, trusting: dict[str, str]
 ) -> None:
     repo = f"{server.host}/dct/app"
-    docker.docker("import", str(ALPINE), f"{repo}:signed")
-    docker.docker("import", "--change", "LABEL signed=no", str(ALPINE), f"{repo}:unsigned")  # another image
+    docker.docker("import", str(ALPINE), f"{repo}:signed", check=True)
+    docker.docker("import", "--change", "LABEL signed=no", str(ALPINE), f"{repo}:unsigned", check=True)  # another image
 
     pushed = ok(trusted(trusting, "push", f"{repo}:signed"))
     assert f"Successfully signed {repo}:signed" in pushed
@@ -119,7 +119,7 @@ def test_docker_content_trust_push_inspect_pull(
         assert (verdict["signed"], verdict["digest"], verdict["signers"]) == (True, digest, ["Repo Admin"])
         assert http.get(f"/v2/dct/app/manifests/{digest}").headers["content-length"] == str(size)
 
-        docker.docker("rmi", f"{repo}:signed", f"{repo}:unsigned")
+        docker.docker("rmi", f"{repo}:signed", f"{repo}:unsigned", check=True)
         pulled = ok(trusted(trusting, "pull", f"{repo}:signed"))
         assert f"{repo}@{digest}" in pulled, "DCT pulls the signed digest, then tags it"
         assert docker.docker("image", "inspect", f"{repo}:signed", check=False).returncode == 0
@@ -138,7 +138,7 @@ def test_docker_content_trust_push_inspect_pull(
             "error after falling back to get manifest by tag: denied: content trust is required in project 'dct':"
             " tag 'unsigned' has no signed target in the trust data of 'dct/app'"
         ) in plain.stderr
-        docker.docker("rmi", f"{repo}:signed")
+        docker.docker("rmi", f"{repo}:signed", check=True)
         ok(trusted(trusting, "pull", f"{repo}:signed"))
 
 
@@ -148,7 +148,7 @@ def test_docker_trust_signer_signs_through_a_delegation(
     """`docker trust signer add` delegates to alice (targets/alice and targets/releases), `docker trust sign`
     pushes and signs with her key; inspect, the registry's verdict and a DCT pull all name alice."""
     repo = f"{server.host}/dct/team"
-    docker.docker("import", str(ALPINE), f"{repo}:v1")
+    docker.docker("import", str(ALPINE), f"{repo}:v1", check=True)
     keys = tmp_path / "keys"
     keys.mkdir()
     ok(trusted(trusting, "trust", "key", "generate", "alice", "--dir", str(keys)))
@@ -168,5 +168,5 @@ def test_docker_trust_signer_signs_through_a_delegation(
         verdict = http.get("/api/v1/repositories/dct/team/verdict/v1").json()
     assert (verdict["signed"], verdict["digest"], verdict["signers"]) == (True, digest, ["alice"])
 
-    docker.docker("rmi", f"{repo}:v1")
+    docker.docker("rmi", f"{repo}:v1", check=True)
     assert f"{repo}@{digest}" in ok(trusted(trusting, "pull", f"{repo}:v1"))

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.dockerd import Dockerd
 from trustyard.auth.model import Action, Role
 from trustyard.auth.store import IdentityStore
 from trustyard.db.engine import Database
 
-from .clients import Dockerd, Podman, Skopeo
+from .clients import Podman, Skopeo
 from .images import OciImage
 from .servers import RegistryServer, TrustyardServer
 
@@ -140,14 +141,14 @@ def test_docker_login_developer_pushes_guest_is_refused(
 ) -> None:
     host = registry.host
     skopeo.copy(_image(alpine_app), f"docker://{host}/open/base:1")  # as admin
-    docker.docker("logout", host)
-    docker.docker("pull", f"{host}/open/base:1")  # anonymous pull of a public project
-    out = docker.docker("login", "-u", "dev", "--password-stdin", host, input_text="dev-password")
+    docker.docker("logout", host, check=True)
+    docker.docker("pull", f"{host}/open/base:1", check=True)  # anonymous pull of a public project
+    out = docker.docker("login", "-u", "dev", "--password-stdin", host, input_text="dev-password", check=True)
     assert "Login Succeeded" in out.stdout
-    docker.docker("tag", f"{host}/open/base:1", f"{host}/team/built:1")
-    docker.docker("push", f"{host}/team/built:1")
-    docker.docker("login", "-u", "gus", "--password-stdin", host, input_text="gus-password")
-    docker.docker("tag", f"{host}/open/base:1", f"{host}/team/built:2")
+    docker.docker("tag", f"{host}/open/base:1", f"{host}/team/built:1", check=True)
+    docker.docker("push", f"{host}/team/built:1", check=True)
+    docker.docker("login", "-u", "gus", "--password-stdin", host, input_text="gus-password", check=True)
+    docker.docker("tag", f"{host}/open/base:1", f"{host}/team/built:2", check=True)
     refused = docker.docker("push", f"{host}/team/built:2", check=False)
     assert refused.returncode != 0
     assert "denied" in refused.stderr
