@@ -116,7 +116,8 @@ def exec_option(option: str, flagged: Callable[[ExecRecord], bool | None]) -> Ca
             return warned(f"docker exec {option} was used", bad)
         if unknown:
             return info("execs whose options were not recorded; audit the docker client (-k docker)", unknown)
-        return passed(f"no docker exec {option} among {len(facts.records)} execs ({read})")
+        seen = len(facts.records)
+        return passed(f"no docker exec {option} among {seen} exec{'' if seen == 1 else 's'} seen ({read})")
 
     return decide
 
