@@ -60,10 +60,11 @@ def _place(root: Path, path: str, mode: int, uid: int, gid: int, sockets: list[s
     target.chmod(mode)
 
 
-def _process(root: Path, pid: int, argv: list[str], uid: int) -> None:
+def _process(root: Path, pid: int, argv: list[str], uid: int, environ: tuple[str, ...] = ()) -> None:
     proc = root / f"proc/{pid}"
     proc.mkdir(parents=True)
     (proc / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (proc / "environ").write_bytes(b"".join(e.encode() + b"\0" for e in environ))
     (proc / "status").write_text(f"Name:\t{Path(argv[0]).name}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
 
 
@@ -208,3 +209,18 @@ def test_rootless_uid_without_passwd_entry_is_info(host: Path) -> None:
     _process(host, 4242, ["dockerd"], 2000)
     found = _results(host, "3.15")
     assert found["3.15"][0] is Result.INFO and "uid 2000" in found["3.15"][1]
+
+
+def test_runtime_dir_from_the_engine_process(host: Path) -> None:
+    """rootlesskit hands dockerd the user's XDG_RUNTIME_DIR; where it is not /run/user/UID, the socket is there."""
+    sockets: list[socket.socket] = []
+    runtime = "/var/run/alice-runtime"
+    _process(host, 4242, ["dockerd"], UID, ("HOME=/home/alice", f"XDG_RUNTIME_DIR={runtime}", "PATH=/usr/bin"))
+    _place(host, f"{runtime}/docker.sock", 0o660, UID, GID, sockets)
+    try:
+        found = _results(host, "3.15", "3.16")
+        assert found["3.15"] == (Result.PASS, f"owned by {UID}:{GID}", (f"{runtime}/docker.sock",))
+        assert found["3.16"][0] is Result.PASS
+    finally:
+        for s in sockets:
+            s.close()

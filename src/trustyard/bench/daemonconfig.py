@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trustyard.bench.base import BenchError
-from trustyard.bench.layout import Engine, engine_processes
+from trustyard.bench.layout import Engine, find_engine_process
 
 DEFAULT_DAEMON_JSON: Final = "etc/docker/daemon.json"
 DEFAULT_DATA_ROOT: Final = "/var/lib/docker"
@@ -132,9 +132,8 @@ def parse_cmdline(argv: Sequence[str]) -> dict[str, Any]:
 
 def find_dockerd(root: Path) -> tuple[list[str], bool] | None:
     """The argv of a running dockerd under ``<root>/proc`` and whether it runs as a user other than root."""
-    found = ((argv, uid) for engine, argv, uid in engine_processes(root) if engine is Engine.DOCKER)
-    argv_uid = next(found, None)
-    return None if argv_uid is None else (argv_uid[0], argv_uid[1] != 0)
+    found = find_engine_process(root, Engine.DOCKER)
+    return None if found is None else (found.argv, found.uid != 0)
 
 
 def load_daemon_json(path: Path) -> dict[str, Any]:

@@ -8,7 +8,9 @@ rootful paths on such a host would report "not on this host" for everything, or 
 A ``Layout`` maps each rootful path the checks name to where this engine keeps it, and says who should own
 the files (root, or the rootless user). It is recognised from the engine process under ``ROOT/proc`` — a
 ``dockerd`` or a ``podman system service``, and the user it runs as — or from what the user said
-(``--rootless USER``, ``--engine``). The user's home and primary group come from ``ROOT/etc/passwd``.
+(``--rootless USER``, ``--engine``). The user's home and primary group come from ``ROOT/etc/passwd``, the
+runtime directory from the engine process's ``XDG_RUNTIME_DIR`` (``ROOT/proc/PID/environ``), else
+``/run/user/UID``.
 
 Rootless Docker (``dockerd-rootless-setuptool.sh``): data ``~/.local/share/docker``, configuration
 ``~/.config/docker`` (daemon.json, certs.d), socket ``$XDG_RUNTIME_DIR/docker.sock`` (``/run/user/UID``),
@@ -22,7 +24,7 @@ place, socket ``/run/podman/podman.sock`` (rootless ``/run/user/UID/podman/podma
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -60,6 +62,13 @@ class User:
     uid: int
     gid: int
     home: str
+    runtime_dir: str = ""
+    """``$XDG_RUNTIME_DIR`` of the engine process when it could be read, else ``/run/user/UID`` (systemd's)."""
+
+    @property
+    def run(self) -> str:
+        """The user's runtime directory, where a rootless engine keeps its sockets."""
+        return (self.runtime_dir or f"/run/user/{self.uid}").rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +104,7 @@ class Layout:
         ``None`` (root, as the benchmark says)."""
         if self.user is None:
             return None
-        mine = (self.user.home.rstrip("/") + "/", f"/run/user/{self.user.uid}/")
+        mine = (self.user.home.rstrip("/") + "/", self.user.run + "/")
         return self.owner if any(path.startswith(m) for m in mine) else None
 
     def resolve(self, candidates: Iterable[str]) -> tuple[str, ...]:
@@ -113,7 +122,7 @@ class Layout:
 
 
 def _docker_rootless(user: User) -> dict[str, tuple[str, ...]]:
-    home, run = user.home.rstrip("/"), f"/run/user/{user.uid}"
+    home, run = user.home.rstrip("/"), user.run
     paths: dict[str, tuple[str, ...]] = {
         "/var/lib/docker": (f"{home}/.local/share/docker",),
         "/etc/docker": (f"{home}/.config/docker",),
@@ -135,7 +144,7 @@ def _podman(user: User | None) -> dict[str, tuple[str, ...]]:
     else:
         home = user.home.rstrip("/")
         config, storage = f"{home}/.config/containers", f"{home}/.local/share/containers/storage"
-        sock = f"/run/user/{user.uid}/podman/podman.sock"
+        sock = f"{user.run}/podman/podman.sock"
         units = {unit: (f"{home}/.config/systemd/user/{unit}",) for unit in ("podman.service", "podman.socket")}
     paths: dict[str, tuple[str, ...]] = {
         "/var/lib/docker": (storage,),
@@ -174,8 +183,18 @@ def lookup_user(root: Path, name_or_uid: str) -> User:
     raise BenchError(f"no user {name_or_uid!r} in {passwd}")
 
 
-def engine_processes(root: Path) -> Iterator[tuple[Engine, list[str], int]]:
-    """Each engine running under ``ROOT/proc`` (a dockerd, or a ``podman system service``): argv and uid."""
+@dataclass(frozen=True, slots=True)
+class EngineProcess:
+    """An engine running under ``ROOT/proc``: which, its argv, its uid and its ``XDG_RUNTIME_DIR`` if set."""
+
+    engine: Engine
+    argv: list[str]
+    uid: int
+    runtime_dir: str = ""
+
+
+def engine_processes(root: Path) -> Iterator[EngineProcess]:
+    """Each engine running under ``ROOT/proc`` (a dockerd, or a ``podman system service``)."""
     proc = root / "proc"
     if not proc.is_dir():
         return
@@ -188,15 +207,22 @@ def engine_processes(root: Path) -> Iterator[tuple[Engine, list[str], int]]:
         except OSError:
             continue
         engine = _engine_of(argv)
-        if engine is not None:
-            uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "0")
-            yield engine, argv, int(uid) if uid.isdigit() else 0
+        if engine is None:
+            continue
+        uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "0")
+        try:  # rootlesskit starts dockerd with the user's XDG_RUNTIME_DIR; root may read it, others not
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            environ = []
+        runtime = next((e[len(b"XDG_RUNTIME_DIR=") :] for e in environ if e.startswith(b"XDG_RUNTIME_DIR=")), b"")
+        yield EngineProcess(engine, argv, int(uid) if uid.isdigit() else 0, runtime.decode(errors="replace"))
 
 
-def find_engine_process(root: Path) -> tuple[Engine, int] | None:
-    """The engine running under ``ROOT/proc`` and its uid; a dockerd before a podman when both run (the
-    benchmark is Docker's; ``--engine podman`` audits podman's files then)."""
-    found = sorted(((engine, uid) for engine, _, uid in engine_processes(root)), key=lambda e: e[0] != Engine.DOCKER)
+def find_engine_process(root: Path, engine: Engine | None = None) -> EngineProcess | None:
+    """The engine running under ``ROOT/proc`` (of kind ``engine`` if given); a dockerd before a podman when
+    both run (the benchmark is Docker's; ``--engine podman`` audits podman's files then)."""
+    found = [p for p in engine_processes(root) if engine is None or p.engine is engine]
+    found.sort(key=lambda p: p.engine is not Engine.DOCKER)
     return found[0] if found else None
 
 
@@ -213,25 +239,27 @@ def _engine_of(argv: Sequence[str]) -> Engine | None:
 
 def detect(root: Path, *, engine: Engine | None = None, rootless_user: str | None = None) -> Layout:
     """The layout from what was said, else from the engine process under ``ROOT/proc``, else rootful Docker."""
-    if engine is None:
-        running = find_engine_process(root)
-    else:
-        running = next(((e, uid) for e, _, uid in engine_processes(root) if e is engine), None)
-    chosen = engine or (running[0] if running else Engine.DOCKER)
+    running = find_engine_process(root, engine)
+    chosen = engine or (running.engine if running else Engine.DOCKER)
     if rootless_user is not None:
-        return make_layout(chosen, lookup_user(root, rootless_user))
-    if running is not None and running[1] != 0:
+        user = lookup_user(root, rootless_user)
+        if running is not None and running.uid == user.uid and running.runtime_dir:
+            user = replace(user, runtime_dir=running.runtime_dir)
+        return make_layout(chosen, user)
+    if running is not None and running.uid != 0:
         try:
-            return make_layout(chosen, lookup_user(root, str(running[1])))
+            user = replace(lookup_user(root, str(running.uid)), runtime_dir=running.runtime_dir)
         except BenchError as e:
             raise InputUnavailable(
-                f"the {running[0]} process runs rootless as uid {running[1]}, but {e.message}"
+                f"the {running.engine} process runs rootless as uid {running.uid}, but {e.message}"
             ) from e
+        return make_layout(chosen, user)
     return make_layout(chosen, None)
 
 
 __all__ = [
     "Engine",
+    "EngineProcess",
     "Layout",
     "User",
     "binary_candidates",
