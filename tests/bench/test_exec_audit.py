@@ -109,6 +109,8 @@ def test_exec_command_lines() -> None:
         "c", "id", True, ""
     )  # fmt: skip
     assert parse_exec_argv(["docker", "run", "alpine", "exec"]) is None
+    assert parse_exec_argv(["docker", "exec", "-eauth=1", "-itu", "0", "c", "sh"]) == ("c", "sh", False, "0")
+    assert parse_exec_argv(["docker", "exec", "-ite", "USER=x", "c", "sh"]) == ("c", "sh", False, "")
     assert parse_exec_argv(["docker", "container", "exec", "c", "ls"]) == ("c", "ls", False, "")
     assert parse_exec_argv(["docker", "--debug", "exec", "-w", "/tmp", "c"]) == ("c", "", False, "")
     assert parse_exec_argv(["docker", "exec", "--user"]) is None

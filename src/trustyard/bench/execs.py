@@ -99,11 +99,13 @@ def parse_exec_argv(argv: Sequence[str]) -> tuple[str, str, bool, str] | None:
         elif name in _VALUE_FLAGS:
             value = value if eq else (rest.pop(0) if rest else "")
             user = value if name in ("-u", "--user") else user
-        elif not name.startswith("--") and len(name) > 2:  # combined short flags: -it, -du root, -uroot
-            letters = name[1:]
-            if "u" in letters:
-                attached = letters[letters.index("u") + 1 :]
-                user = attached or (rest.pop(0) if rest else "")
+        elif not name.startswith("--") and len(name) > 2:  # combined short flags: -it, -du root, -uroot, -eA=1
+            letters = flag[1:]
+            for i, letter in enumerate(letters):
+                if f"-{letter}" in _VALUE_FLAGS:  # the rest of the word, or the next word, is its value
+                    value = letters[i + 1 :] or (rest.pop(0) if rest else "")
+                    user = value if letter == "u" else user
+                    break
     if not rest:
         return None
     return rest[0], " ".join(rest[1:]), privileged, user
