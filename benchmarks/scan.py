@@ -158,9 +158,10 @@ def render(
     for f in rechecks:
         lines.append(
             f"| re-check: {f.stored:,} stored inventories after {f.changed_advisories:,} changed advisories"
-            f" ({f.rechecked:,} matched again, {f.changed_images:,} changed) | {f.seconds:.2f} s"
+            f" ({f.rechecked:,} matched again, {f.changed_images:,} changed) | {f.seconds:.2f} s, {f.cpu:.2f} s CPU"
             f" ({f.per_inventory * 1000:.2f} ms each) | one cold scan (index + match): {f.cold * 1000:.0f} ms"
-            f" | {f.per_inventory / f.cold:.4f} per inventory | < 10 s: **{'yes' if f.seconds < 10 else 'no'}** |"
+            f" | {f.per_inventory / f.cold:.4f} per inventory | < 10 s: **{'yes' if f.seconds < 10 else 'no'}**"
+            f" (CPU: {'yes' if f.cpu < 10 else 'no'}) |"
         )
     lines += [
         "",
