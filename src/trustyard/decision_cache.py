@@ -4,7 +4,9 @@ The permission policy (actions per principal and repository) and the authenticat
 reuse answers for a few seconds, because computing them costs a database round trip or an argon2 hash on
 every request. Both must forget at once when an identity changes through this process (the store's
 ``version`` moves), and both must stay bounded whatever callers send. Entries older than ``ttl`` are misses;
-changes made by another process are seen after ``ttl``.
+changes made by another process are seen after ``ttl``. The authorization plugin keeps trustyard's image
+verdicts in one too (``authz/verdicts.py``, a store that never changes). It lives outside ``trustyard.auth``
+because importing that package loads the identity store and SQLAlchemy, which the plugin does not need.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from trustyard.auth.audit import AuditEvent, AuditLog
-from trustyard.auth.cache import DecisionCache
 from trustyard.auth.errors import AuthenticationError, ThrottledError
 from trustyard.auth.policy import ANONYMOUS, AccessPolicy, Kind, Principal, account_id
 from trustyard.auth.providers import IdentityProvider
@@ -34,6 +33,7 @@ from trustyard.auth.scopes import WILDCARD, Scope
 from trustyard.auth.store import ROBOT_PREFIX, IdentityStore
 from trustyard.auth.throttle import LoginThrottle
 from trustyard.auth.tokens import AccessClaims, TokenService
+from trustyard.decision_cache import DecisionCache
 
 __all__ = ["Authenticator", "Caller"]
 

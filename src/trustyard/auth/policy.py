@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from trustyard.auth.cache import DecisionCache
 from trustyard.auth.errors import AuthenticationError
 from trustyard.auth.model import Action, ProjectPolicy, Robot, Role, User
 from trustyard.auth.roles import ROLE_ACTIONS
 from trustyard.auth.store import ROBOT_PREFIX, IdentityStore
+from trustyard.decision_cache import DecisionCache
 
 __all__ = ["ALL_ACTIONS", "ANONYMOUS", "AccessPolicy", "Kind", "Principal", "account_id", "project_of"]
 

@@ -28,8 +28,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trustyard.auth.cache import DecisionCache
 from trustyard.authz.errors import AuthzError, PolicyFileError
+from trustyard.decision_cache import DecisionCache
 from trustyard.scan.errors import SourceError
 from trustyard.scan.sources.credentials import Credentials
 
