@@ -7,16 +7,15 @@ string, and reads ``remediation`` / ``remediation-impact``) and a CSV converter 
 prints ``tests[].id/desc`` and ``results[].id/desc/result`` with ``details`` when present). Both do what those
 tools do with the values — string concatenation and formatting — so a wrong type fails as it would there.
 
-The layout is compared with a log docker-bench-security itself wrote: the test runs its script (a checkout
-of github.com/docker/docker-bench-security; never part of this project) with ``-l`` against the test's dockerd
-with good and bad containers, and asserts that at every level our keys carry the same types as its keys, with
-no key it lacks except our top-level ``trustyard`` version. It runs offline (bash, the docker CLI, awk).
+The key and type layout asserted here (``TOP``, ``SECTION``, ``RESULT``) is the one a log written by
+docker-bench-security itself has: ``benchmarks/docker_bench_layout.py`` runs its script against the same kind of
+dockerd and compares (by hand: docker-bench-security is not published where CI machines can fetch it, so it
+cannot be part of this suite); docs/bench.md records its last result.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,8 +29,6 @@ from fixtures.dockerd import Dockerd
 
 pytestmark = pytest.mark.interop
 
-DOCKER_BENCH_GIT = Path(os.environ.get("TRUSTYARD_DOCKER_BENCH_GIT", "/work/.mirror/docker+docker-bench-security/repo"))
-"""A git directory of docker-bench-security (``git clone --bare https://github.com/docker/docker-bench-security``)."""
 TOP = {"dockerbenchsecurity": str, "start": int, "tests": list, "checks": int, "score": int, "end": int}
 SECTION = {"id": str, "desc": str, "results": list}
 RESULT = {"id": str, "desc": str, "result": str, "details": str, "items": list, "remediation": str,
@@ -92,14 +89,6 @@ def csv_converter(log: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _types(level: list[dict[str, Any]]) -> dict[str, set[type]]:
-    found: dict[str, set[type]] = {}
-    for entry in level:
-        for key, value in entry.items():
-            found.setdefault(key, set()).add(type(value))
-    return found
-
-
 def test_consumers_read_our_log(engine: Dockerd, tmp_path: Path) -> None:
     log = _ours(engine, tmp_path)  # the whole bench: sections 1-7, C and dockle (no image: INFO)
     assert {k: type(log[k]) for k in TOP} == TOP
@@ -123,50 +112,3 @@ def test_consumers_read_our_log(engine: Dockerd, tmp_path: Path) -> None:
     rows = csv_converter(log)
     assert len(rows) == 1 + len(log["tests"]) + len(results)
     assert any(row.startswith("5.11-ctrl-Ensure that the memory usage") and "-ctrl-WARN-ctrl-" in row for row in rows)
-
-
-def _docker_bench(daemon: Dockerd, workdir: Path, checks: str) -> dict[str, Any]:
-    """Run docker-bench-security's script from its git directory against ``daemon``; its JSON log."""
-    assert (DOCKER_BENCH_GIT / "HEAD").is_file(), (
-        f"no docker-bench-security at {DOCKER_BENCH_GIT}: git clone --bare "
-        "https://github.com/docker/docker-bench-security there or set TRUSTYARD_DOCKER_BENCH_GIT"
-    )
-    tree = workdir / "docker-bench-security"
-    tree.mkdir()
-    archive = subprocess.run(["git", "--git-dir", str(DOCKER_BENCH_GIT), "archive", "HEAD"], capture_output=True,
-                             check=True, timeout=60)  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True, timeout=60)
-    proc = subprocess.run(
-        ["bash", "docker-bench-security.sh", "-l", str(workdir / "dbs.log"), "-p", "-c", checks],
-        cwd=tree, env={**daemon.env, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=600,
-        check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    theirs: dict[str, Any] = json.loads((workdir / "dbs.log.json").read_text())
-    return theirs
-
-
-def test_same_layout_as_docker_bench_security(engine: Dockerd, tmp_path: Path) -> None:
-    theirs = _docker_bench(engine, tmp_path, "host_configuration,docker_daemon_configuration,container_runtime,"
-                           "community_checks")  # fmt: skip
-    ours = _ours(engine, tmp_path, "1", "2", "5", "C")
-    assert {k: type(v) for k, v in ours.items() if k != "trustyard"} == {k: type(v) for k, v in theirs.items()}
-    their_sections, our_sections = _types(theirs["tests"]), _types(ours["tests"])
-    assert our_sections == their_sections == {k: {t} for k, t in SECTION.items()}
-    their_results = _types([r for s in theirs["tests"] for r in s["results"]])
-    our_results = _types([r for s in ours["tests"] for r in s["results"]])
-    assert set(our_results) <= set(their_results), set(our_results) - set(their_results)
-    for key, types in our_results.items():
-        assert types == their_results[key], (key, types, their_results[key])
-    items = [i for s in theirs["tests"] for r in s["results"] for i in r.get("items", [])]
-    assert {type(i) for i in items} == {
-        type(i) for s in ours["tests"] for r in s["results"] for i in r.get("items", [])
-    }
-
-    # every check it ran, we ran; and on the same containers the unambiguous ones agree
-    theirs_by_id = {r["id"]: r for s in theirs["tests"] for r in s["results"]}
-    ours_by_id = {r["id"]: r for s in ours["tests"] for r in s["results"]}
-    assert set(theirs_by_id) - {"C.1", "C.1.1"} <= set(ours_by_id), set(theirs_by_id) - set(ours_by_id)
-    for check_id in ("5.5", "5.10", "5.11", "5.16"):
-        assert ours_by_id[check_id]["result"] == theirs_by_id[check_id]["result"], check_id
-        assert ours_by_id[check_id].get("items", []) == theirs_by_id[check_id].get("items", []), check_id
