@@ -43,6 +43,9 @@ from trustyard.auth.schemas import (
     AuditEventOut,
     AuditFilters,
     AuditPage,
+    GcRunList,
+    GcRunOut,
+    GcRunQuery,
     MemberList,
     MemberOut,
     MemberRole,
@@ -70,6 +73,7 @@ from trustyard.auth.store import IdentityExistsError, UnknownIdentityError
 from trustyard.registry import exposure as exposure_service
 from trustyard.registry import overview
 from trustyard.registry.api.access import RefusalError, authenticate, client_address, refuse
+from trustyard.registry.gc import GcRunLog
 from trustyard.registry.jobs import ScanJobs, StoredReport
 from trustyard.registry.service import RegistryService
 from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
@@ -657,6 +661,13 @@ def get_vulnerability_data(c: Call, _: NoBody) -> exposure_service.Vulnerability
     return exposure_service.vulnerability_data(c.access.settings)
 
 
+def list_gc_runs(c: Call, _: NoBody) -> GcRunList:
+    """Administrators: the newest garbage-collection runs, scheduled or from ``trustyard gc``, newest first."""
+    _require_admin(c)
+    limit = c.query(GcRunQuery).limit
+    return GcRunList(runs=[GcRunOut.of(run) for run in GcRunLog(c.access.store.db).recent(limit)])
+
+
 # -- the table -------------------------------------------------------------------------------------------------
 
 _USER = f"{PREFIX}/users/{{user}}"
@@ -781,6 +792,9 @@ ENDPOINTS: Final[tuple[Endpoint[Any], ...]] = (
         query=overview.TagPage,
     ),
     Endpoint("GET", _MANIFEST, "see the image", get_image, NoBody, overview.ImageDetail),
+    Endpoint(
+        "GET", f"{PREFIX}/gc/runs", "list garbage-collection runs", list_gc_runs, NoBody, GcRunList, query=GcRunQuery
+    ),
     Endpoint("GET", f"{PREFIX}/exposure", "see the exposure", get_exposure, NoBody, exposure_service.Exposure),
     Endpoint(
         "GET",

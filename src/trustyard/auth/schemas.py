@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
@@ -28,6 +28,9 @@ from trustyard.auth.model import (
 )
 from trustyard.auth.store import ROBOT_PREFIX
 
+if TYPE_CHECKING:
+    from trustyard.registry.gc import GcRun
+
 __all__ = [
     "MIN_PASSWORD",
     "AuditEventOut",
@@ -35,6 +38,9 @@ __all__ = [
     "AuditPage",
     "ErrorBody",
     "ErrorItem",
+    "GcRunList",
+    "GcRunOut",
+    "GcRunQuery",
     "MemberList",
     "MemberOut",
     "MemberRole",
@@ -391,6 +397,43 @@ class AuditFilters(_Wire):
         since = None if self.since is None else self.since.timestamp()
         until = None if self.until is None else self.until.timestamp()
         return AuditQuery(self.actor, self.project, self.repository, self.action, self.result, since, until, self.after)
+
+
+class GcRunOut(_Wire):
+    """A garbage-collection run (``registry.gc.GcRun``): ``finished_at`` is null while it runs."""
+
+    id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    trigger: Literal["schedule", "cli"]
+    dry_run: bool
+    status: Literal["running", "done", "failed"]
+    manifests_deleted: int
+    blobs_deleted: int
+    bytes_freed: int
+    uploads_expired: int
+    orphan_files: int
+    error: str | None
+
+    @classmethod
+    def of(cls, run: GcRun) -> GcRunOut:
+        """The wire form of a ``GcRun`` (times as RFC 3339)."""
+        fields = {name: getattr(run, name) for name in cls.model_fields}
+        return cls.model_validate(
+            {**fields, "started_at": _time(run.started_at), "finished_at": _time(run.finished_at)}
+        )
+
+
+class GcRunList(_Wire):
+    """Runs, newest first."""
+
+    runs: list[GcRunOut]
+
+
+class GcRunQuery(_Wire):
+    """How many of the newest runs to list."""
+
+    limit: int = Field(default=50, ge=1, le=1000)
 
 
 class NoBody(_Wire):

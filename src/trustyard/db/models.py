@@ -318,3 +318,26 @@ scan_state = Table(
     Column("key", String(64), primary_key=True),  # e.g. "generation": the store generation re-checked up to
     Column("value", Text, nullable=False),
 )
+
+
+# -- garbage collection (issue 9): one row per run of the collector, scheduled or from the command line --------
+
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    # written when a run starts (finished_at NULL, status "running": a run that never finished, e.g. the process
+    # was killed, stays visible as such) and completed when it ends, with what it deleted or why it stopped
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("trigger", String(16), nullable=False),  # schedule | cli
+    Column("dry_run", Boolean, nullable=False, server_default=false()),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("manifests_deleted", Integer, nullable=False, server_default="0"),
+    Column("blobs_deleted", Integer, nullable=False, server_default="0"),
+    Column("bytes_freed", BigInteger, nullable=False, server_default="0"),
+    Column("uploads_expired", Integer, nullable=False, server_default="0"),
+    Column("orphan_files", Integer, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),
+    Index("ix_gc_runs_started_at", "started_at"),
+)

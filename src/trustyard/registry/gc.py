@@ -14,6 +14,10 @@ live server (or inside it, on a schedule). Safety rests on three rules:
   blobs table, so an upload committing that very blob is ordered before or after the unlink.
 With ``delete_untagged``, manifests not reachable from a tag (directly, through an index, or as a
 referrer of a reachable manifest) and older than the grace period are deleted first.
+
+Every run is recorded in ``gc_runs`` (``GcRunLog``): a row written when it starts and completed when it ends,
+so operators can see (``GET /api/v1/gc/runs``, the web interface's operations pages) when collection last ran,
+what started it, what it freed and why it failed, without reading server logs.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, and_, delete, exists, select
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from trustyard.db.engine import Database
 from trustyard.db.models import (
     blobs,
+    gc_runs,
     manifest_references,
     manifests,
     repositories,
@@ -44,6 +51,8 @@ from trustyard.storage.base import StorageError
 
 log = logging.getLogger("trustyard.gc")
 BATCH = 200
+Trigger = Literal["schedule", "cli"]
+MAX_ERROR: Final = 2000
 
 
 @dataclass
@@ -71,6 +80,66 @@ class GcReport:
         }
 
 
+@dataclass(frozen=True)
+class GcRun:
+    """One recorded run: ``finished_at`` is None while it runs (or if its process died before it ended)."""
+
+    id: int
+    started_at: float
+    finished_at: float | None
+    trigger: str
+    dry_run: bool
+    status: str  # running | done | failed
+    manifests_deleted: int
+    blobs_deleted: int
+    bytes_freed: int
+    uploads_expired: int
+    orphan_files: int
+    error: str | None
+
+
+class GcRunLog:
+    """The ``gc_runs`` table: each write is a transaction of its own, apart from the collection's, so a run
+    that fails half-way still records what it had deleted by then (those deletions are committed)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def start(self, trigger: Trigger, *, dry_run: bool) -> int:
+        """Record that a run began; its id, for ``finish``."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                insert(gc_runs)
+                .values(started_at=time.time(), trigger=trigger, dry_run=dry_run, status="running")
+                .returning(gc_runs.c.id)
+            ).one()
+        return int(row[0])
+
+    def finish(self, run_id: int, report: GcReport, error: str | None = None) -> None:
+        """Complete the run's row with what it deleted (or, in a dry run, would have) and its error, if any."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(gc_runs)
+                .where(gc_runs.c.id == run_id)
+                .values(
+                    finished_at=time.time(),
+                    status="failed" if error else "done",
+                    manifests_deleted=len(report.manifests),
+                    blobs_deleted=len(report.blobs),
+                    bytes_freed=report.bytes_freed,
+                    uploads_expired=report.uploads,
+                    orphan_files=report.orphan_files,
+                    error=error[:MAX_ERROR] if error else None,
+                )
+            )
+
+    def recent(self, limit: int) -> list[GcRun]:
+        """The newest ``limit`` runs, newest first."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(gc_runs).order_by(gc_runs.c.id.desc()).limit(limit)).mappings().all()
+        return [GcRun(**{**row, "dry_run": bool(row["dry_run"])}) for row in rows]
+
+
 class GarbageCollector:
     """Mark and sweep over the metadata database and the blob store."""
 
@@ -88,12 +157,17 @@ class GarbageCollector:
         self.grace_period = grace_period
         self.delete_untagged = delete_untagged
         self.upload_expiry = upload_expiry
+        self.runs = GcRunLog(self.db)
 
-    def run(self, *, dry_run: bool = False) -> GcReport:
-        """One full collection."""
+    def run(self, *, dry_run: bool = False, trigger: Trigger = "cli") -> GcReport:
+        """One full collection, recorded in ``gc_runs`` (a failure too, with what was deleted before it)."""
         started = time.monotonic()
         report = GcReport(dry_run=dry_run)
         cutoff = time.time() - self.grace_period
+        try:
+            run_id = self.runs.start(trigger, dry_run=dry_run)
+        except SQLAlchemyError as e:
+            raise TrustyardError(f"garbage collection did not start: database error: {e}") from e
         try:
             if self.delete_untagged:
                 self._untagged(cutoff, report)
@@ -101,10 +175,16 @@ class GarbageCollector:
             self._uploads(cutoff, report)
             self._orphans(cutoff, report)
         except SQLAlchemyError as e:
+            self._record_failure(run_id, report, f"database error: {e}")
             raise TrustyardError(f"garbage collection stopped: database error: {e}") from e
         except StorageError as e:
+            self._record_failure(run_id, report, e.message)
             raise TrustyardError(f"garbage collection stopped: {e.message}") from e
         report.seconds = time.monotonic() - started
+        try:
+            self.runs.finish(run_id, report)
+        except SQLAlchemyError as e:
+            raise TrustyardError(f"garbage collection finished but could not be recorded: database error: {e}") from e
         log.info(
             "garbage collection finished",
             extra={
@@ -119,12 +199,20 @@ class GarbageCollector:
         )
         return report
 
+    def _record_failure(self, run_id: int, report: GcReport, error: str) -> None:
+        """Best effort: the database that just failed the run may refuse this too (then the row stays
+        ``running`` and the log says why)."""
+        try:
+            self.runs.finish(run_id, report, error)
+        except SQLAlchemyError as e:
+            log.error("could not record the failed garbage collection run %d: %s", run_id, e)
+
     async def run_every(self, interval: float) -> None:
         """Collect forever, every ``interval`` seconds (the ``serve`` schedule); errors are logged."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await anyio.to_thread.run_sync(self.run)
+                await anyio.to_thread.run_sync(lambda: self.run(trigger="schedule"))
             except TrustyardError as e:
                 log.error("scheduled garbage collection failed: %s", e.message)
 

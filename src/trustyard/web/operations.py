@@ -1,6 +1,7 @@
-"""Operations pages: the dashboard of the registry's exposure, the vulnerability data's status, and the audit
-log with its filters. Each reads through the API's handler for it, so a project admin sees their project's
-audit events and an administrator everything, exactly as ``/api/v1/audit`` decides.
+"""Operations pages: the dashboard of the registry's exposure, the vulnerability data's status, the audit
+log with its filters, and the garbage-collection runs. Each reads through the API's handler for it, so a project
+admin sees their project's audit events and an administrator everything, exactly as ``/api/v1/audit`` decides,
+and only administrators see the collector's runs, as ``/api/v1/gc/runs`` decides.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Final
 from starlette.responses import Response
 
 from trustyard.auth import api
-from trustyard.auth.schemas import NoBody
+from trustyard.auth.schemas import GcRunQuery, NoBody
 from trustyard.registry.scan_summary import SEVERITIES
 from trustyard.web.charts import bar_chart
 from trustyard.web.interface import Visit, WebInterface
@@ -81,9 +82,18 @@ async def audit(web: WebInterface, visit: Visit) -> Response:
     return web.page(visit, "audit.html", status, page=page, filters=given, following=following, message=message)
 
 
+async def gc_runs(web: WebInterface, visit: Visit) -> Response:
+    """The newest garbage-collection runs (``?limit=``, as the API takes it): when, what started them, what they
+    freed, and why a run failed."""
+    limit = visit.request.query_params.get("limit", str(GcRunQuery().limit))
+    found = await web.call(visit, api.list_gc_runs, NoBody(), query=[("limit", limit)])
+    return web.page(visit, "gc.html", runs=found.runs)
+
+
 ROUTES: Final = (
     ("/dashboard", ("GET",), dashboard),
     ("/vulnerability-data", ("GET",), vulnerability_data),
     ("/audit", ("GET",), audit),
+    ("/gc", ("GET",), gc_runs),
 )
 """(path, methods, page) of this module."""

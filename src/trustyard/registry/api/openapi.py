@@ -49,7 +49,18 @@ def _resp(description: str, *headers: str, content: dict[str, Any] | None = None
 _SCHEMA_REF = "#/components/schemas/{model}"
 _API_ERROR = {"$ref": "#/components/responses/ApiError"}
 _SECURITY: list[dict[str, list[str]]] = [{"basicAuth": []}, {"bearerAuth": []}]
-_TAGS = ("users", "teams", "projects", "members", "robots", "audit", "repositories", "exposure", "vulnerability-data")
+_TAGS = (
+    "users",
+    "teams",
+    "projects",
+    "members",
+    "robots",
+    "audit",
+    "repositories",
+    "exposure",
+    "vulnerability-data",
+    "gc",
+)
 _STATUS_TEXT = {200: "done", 201: "created", 204: "done (no content)"}
 Mode = Literal["validation", "serialization"]
 Refs = Mapping[tuple[Any, Mode], JsonSchemaValue]
