@@ -22,6 +22,7 @@ import pytest
 
 from interop.clients import Skopeo, add_login
 from interop.servers import TrustyardServer
+from scan.openvex import not_affected
 from scan.shared import OCI_ALPINE_APP, OCI_ALPINE_APP_TAG
 from scan.vulndb.shared import OSV, needs_shared
 from trustyard.oci.digest import Digest
@@ -102,23 +103,7 @@ def scanning(tmp_path: Path) -> Iterator[Setup]:
 
 def _attach_vex(setup: Setup, repository: str, digest: str, ids: list[str], workdir: Path) -> None:
     """An OpenVEX document saying the image is not affected by ``ids``, pushed as a referrer of the image."""
-    vex = {
-        "@context": "https://openvex.dev/ns/v0.2.0",
-        "@id": "https://example.org/vex/1",
-        "author": "the test",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "version": 1,
-        "statements": [
-            {
-                "vulnerability": {"name": i},
-                "products": [{"@id": f"pkg:oci/app@{digest}"}],
-                "status": "not_affected",
-                "justification": "vulnerable_code_not_in_execute_path",
-            }
-            for i in ids
-        ],
-    }
-    body = json.dumps(vex).encode()
+    body = not_affected(digest, ids)
     image = setup.http.get(
         f"/v2/{repository}/manifests/{digest}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
@@ -77,6 +78,7 @@ from trustyard.registry.gc import GcRunLog
 from trustyard.registry.jobs import ScanJobs, StoredReport
 from trustyard.registry.service import RegistryService
 from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
+from trustyard.scan.states import mark_document, vex_referrers
 from trustyard.trust.signed import SignedLookup
 from trustyard.trust.verdict import Verdict, judge, pull_gates
 
@@ -584,8 +586,16 @@ def get_sbom(c: Call, _: NoBody) -> Response:
 
 
 def get_findings(c: Call, _: NoBody) -> Response:
-    """Callers who may pull the repository: the image's vulnerability findings, re-checked as data changes."""
-    return Response(_report(c).findings, media_type="application/json", headers=_HEADERS)
+    """Callers who may pull the repository: the image's vulnerability findings, re-checked as data changes, each
+    with its state in this repository (VEX referrers and the project's allowlist applied, as the pull gate does)."""
+    name, digest = c.params["name"], c.params["digest"]
+    document = json.loads(_report(c).findings)
+    statements = [] if c.registry is None else vex_referrers(c.registry, name, digest)
+    policy = c.access.policy.pull_policy(name)
+    marked = mark_document(
+        document, statements=statements, policy=policy, repository=name, image_digest=digest, now=time.time()
+    )
+    return Response(json.dumps(marked), media_type="application/json", headers=_HEADERS)
 
 
 def get_verdict(c: Call, _: NoBody) -> Verdict:

@@ -9,7 +9,8 @@ for the digest (``registry.jobs``: no layer is read, the answer costs two indexe
 - else the stored findings, with the OpenVEX documents attached to the image as referrers
   (``artifactType: application/openvex+json``, the documents as layers) applied as ``trustyard scan --vex``
   applies them (``not_affected``/``fixed`` take a finding out of the count), then the project's allowlist
-  (an entry names any ID or alias; expired entries are ignored). What is left at or above the threshold is
+  (an entry names any ID or alias; expired entries are ignored), both by ``scan.states.judge``, which the
+  findings the API serves go through too. What is left at or above the threshold is
   refused with the OCI ``DENIED`` error naming the worst findings (up to five) and how many there are.
 
 A VEX document that cannot be read is ignored with a log line rather than refusing: it can only lift findings,
@@ -22,30 +23,23 @@ storage (``auth``).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from trustyard.auth.model import ProjectPolicy
 from trustyard.auth.policy import project_of
-from trustyard.errors import TrustyardError
 from trustyard.registry.gates import GateContext, Pull, Refusal, register
 from trustyard.registry.jobs import JobStatus, ScanJobs
 from trustyard.registry.service import RegistryService
-from trustyard.scan.findings import Finding, FindingStatus, Level
-from trustyard.scan.model import Component, ComponentType
-from trustyard.scan.vex import VexError, VexStatement, apply, parse_openvex
+from trustyard.scan.findings import Finding, Level
+from trustyard.scan.states import VEX_ARTIFACT_TYPE, judge, stored_finding, vex_referrers
 
 __all__ = ["NAME", "VEX_ARTIFACT_TYPE", "VulnerabilityGate"]
 
 NAME: Final = "vulnerabilities"
-VEX_ARTIFACT_TYPE: Final = "application/openvex+json"
-"""Referrers of this artifact type carry OpenVEX documents about the image they name."""
-MAX_VEX_BYTES: Final = 1024 * 1024
 SHOWN: Final = 5
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,26 +55,6 @@ class _Counted:
     def describe(self) -> str:
         fix = f", fixed in {self.fixed[0]}" if self.fixed else ""
         return f"{self.id} ({self.severity.value}, {self.package} {self.version}{fix})"
-
-
-def _finding(data: dict[str, Any]) -> Finding:
-    """A stored finding (``vulnreport.finding_dict``) back as a ``Finding``, as far as VEX and the gate need it."""
-    package = data["package"]
-    component = Component(ComponentType(package["type"]), package["name"], package["version"], purl=package.get("purl"))
-    return Finding(
-        id=data["id"],
-        aliases=tuple(data.get("aliases", ())),
-        component=component,
-        package=data.get("matched_package") or package["name"],
-        version=data.get("installed_version") or package["version"],
-        fixed_versions=tuple(data.get("fixed_versions", ())),
-        status=FindingStatus(data.get("status", "affected")),
-        severity=Level(data.get("severity", "unknown")),
-        ratings=(),
-        summary=data.get("summary", ""),
-        references=(),
-        sources=(),
-    )
 
 
 @register(NAME)
@@ -128,7 +102,7 @@ class VulnerabilityGate:
             )
         if policy.block_severity is None:
             return None
-        counted = self._counted(pull, policy, [_finding(f) for f in document.get("findings", [])])
+        counted = self._counted(pull, policy, [stored_finding(f) for f in document.get("findings", [])])
         if not counted:
             return None
         counted.sort(key=lambda c: (-c.severity.rank, c.id, c.package))
@@ -148,30 +122,16 @@ class VulnerabilityGate:
     def _counted(self, pull: Pull, policy: ProjectPolicy, findings: Sequence[Finding]) -> list[_Counted]:
         assert policy.block_severity is not None
         threshold = Level(policy.block_severity)
-        now = time.time()
-        applied = apply(findings, statements=self._vex(pull), image_digest=pull.digest).findings
+        judged = judge(
+            findings,
+            statements=vex_referrers(self.registry, pull.repository, pull.digest),
+            policy=policy,
+            project=project_of(pull.repository),
+            image_digest=pull.digest,
+            now=time.time(),
+        )
         return [
             _Counted(f.id, f.severity, f.package, f.version, f.fixed_versions)
-            for f in applied
-            if f.severity.at_least(threshold) and not f.is_suppressed and not policy.accepted(f.ids, now)
+            for f in judged.counting
+            if f.severity.at_least(threshold)
         ]
-
-    def _vex(self, pull: Pull) -> list[VexStatement]:
-        """The statements of the OpenVEX documents attached to the image (unreadable ones are skipped)."""
-        statements: list[VexStatement] = []
-        try:
-            index = json.loads(self.registry.referrers(pull.repository, pull.digest, VEX_ARTIFACT_TYPE))
-            for descriptor in index.get("manifests", []):
-                manifest = json.loads(self.registry.get_manifest(pull.repository, descriptor["digest"]).body)
-                for layer in manifest.get("layers", []):
-                    if layer.get("size", MAX_VEX_BYTES + 1) > MAX_VEX_BYTES:
-                        continue
-                    body = b"".join(self.registry.read_blob(pull.repository, layer["digest"], 0, layer["size"]))
-                    origin = f"{pull.repository}@{descriptor['digest']}"
-                    try:
-                        statements += parse_openvex(body, origin)
-                    except VexError as e:
-                        log.warning("VEX referrer ignored: %s", e.message)
-        except (TrustyardError, ValueError, KeyError, TypeError, AttributeError) as e:
-            log.warning("VEX referrers of %s@%s not read: %s", pull.repository, pull.digest, e)
-        return statements

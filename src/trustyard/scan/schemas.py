@@ -43,11 +43,18 @@ class ScanStatusOut(BaseModel):
 
 
 class FindingsOut(BaseModel):
-    """The findings of an image: ``status`` ``unknown`` (with ``reason``) until vulnerability data exists."""
+    """The findings of an image: ``status`` ``unknown`` (with ``reason``) until vulnerability data exists.
+
+    Each finding carries its ``state`` in the repository asked about (``scan.states``): ``affected``, or lifted
+    by a VEX referrer (``not_affected``/``fixed``) or the project's allowlist (``accepted``), with ``suppressed``
+    saying by what (origin, justification, detail, expiry).
+    """
 
     status: Literal["ok", "unknown"]
     reason: str | None
     generation: int
     data: list[dict[str, Any]]
-    findings: list[dict[str, Any]]
+    findings: list[dict[str, Any]] = Field(
+        description="trustyard scan --format json findings, each with state affected|not_affected|fixed|accepted"
+    )
     notes: list[str]
