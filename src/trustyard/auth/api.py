@@ -72,12 +72,12 @@ from trustyard.auth.schemas import (
 from trustyard.auth.service import AccessControl
 from trustyard.auth.store import IdentityExistsError, UnknownIdentityError
 from trustyard.registry import exposure as exposure_service
-from trustyard.registry import overview
+from trustyard.registry import overview, scan_pages
 from trustyard.registry.api.access import RefusalError, authenticate, client_address, refuse
 from trustyard.registry.gc import GcRunLog
 from trustyard.registry.jobs import ScanJobs, StoredReport
 from trustyard.registry.service import RegistryService
-from trustyard.scan.schemas import FindingsOut, SbomQuery, ScanStatusOut
+from trustyard.scan.schemas import SbomQuery, ScanStatusOut
 from trustyard.scan.states import mark_document, vex_referrers
 from trustyard.trust.signed import SignedLookup
 from trustyard.trust.verdict import Verdict, judge, pull_gates
@@ -585,9 +585,11 @@ def get_sbom(c: Call, _: NoBody) -> Response:
     return Response(report.cyclonedx, media_type="application/vnd.cyclonedx+json", headers=_HEADERS)
 
 
-def get_findings(c: Call, _: NoBody) -> Response:
+def get_findings(c: Call, _: NoBody) -> scan_pages.FindingsPage:
     """Callers who may pull the repository: the image's vulnerability findings, re-checked as data changes, each
-    with its state in this repository (VEX referrers and the project's allowlist applied, as the pull gate does)."""
+    with its state in this repository (VEX referrers and the project's allowlist applied, as the pull gate does);
+    worst first, ``limit`` and ``offset`` page them (``total`` and ``counts`` describe them all)."""
+    query = c.query(scan_pages.FindingsQuery)
     name, digest = c.params["name"], c.params["digest"]
     document = json.loads(_report(c).findings)
     statements = [] if c.registry is None else vex_referrers(c.registry, name, digest)
@@ -595,7 +597,13 @@ def get_findings(c: Call, _: NoBody) -> Response:
     marked = mark_document(
         document, statements=statements, policy=policy, repository=name, image_digest=digest, now=time.time()
     )
-    return Response(json.dumps(marked), media_type="application/json", headers=_HEADERS)
+    return scan_pages.findings_page(marked, query)
+
+
+def get_sbom_components(c: Call, _: NoBody) -> scan_pages.ComponentPage:
+    """Callers who may pull the repository: the SBOM's components as rows, searchable (``q``) and paged."""
+    query = c.query(scan_pages.ComponentQuery)
+    return scan_pages.component_page(_report(c).cyclonedx, query)
 
 
 def get_verdict(c: Call, _: NoBody) -> Verdict:
@@ -779,7 +787,24 @@ ENDPOINTS: Final[tuple[Endpoint[Any], ...]] = (
     ),
     Endpoint("GET", f"{_MANIFEST}/scan", "see the scan", get_scan, NoBody, ScanStatusOut),
     Endpoint("GET", f"{_MANIFEST}/sbom", "read the SBOM", get_sbom, NoBody, None, query=SbomQuery),
-    Endpoint("GET", f"{_MANIFEST}/findings", "read the findings", get_findings, NoBody, FindingsOut),
+    Endpoint(
+        "GET",
+        f"{_MANIFEST}/findings",
+        "read the findings",
+        get_findings,
+        NoBody,
+        scan_pages.FindingsPage,
+        query=scan_pages.FindingsQuery,
+    ),
+    Endpoint(
+        "GET",
+        f"{_MANIFEST}/sbom/components",
+        "read the SBOM",
+        get_sbom_components,
+        NoBody,
+        scan_pages.ComponentPage,
+        query=scan_pages.ComponentQuery,
+    ),
     Endpoint(
         "GET", f"{PREFIX}/repositories/{{name}}/verdict/{{reference}}", "see the verdict", get_verdict, NoBody, Verdict
     ),

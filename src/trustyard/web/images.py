@@ -10,103 +10,52 @@ not accept cookies, or every page on the web could make a signed-in browser call
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import Response
 
 from trustyard.auth import api
 from trustyard.auth.schemas import NoBody
 from trustyard.registry.overview import ImageDetail
 from trustyard.registry.scan_summary import SEVERITIES
-from trustyard.scan.schemas import FindingsOut
 from trustyard.web.interface import Visit, WebInterface
 
 __all__ = ["ROUTES"]
 
-_RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
 TAGS_PER_PAGE: Final = 25
+FINDINGS_PER_PAGE: Final = 50
+COMPONENTS_PER_PAGE: Final = 50
 _FORMATS: Final = {"cyclonedx-json": "cdx.json", "spdx-json": "spdx.json"}
 
 
-class _Property(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    name: str
-    value: str = ""
+def _page_number(visit: Visit, name: str) -> int:
+    """The 1-based page number in query parameter ``name`` (anything else: the first page)."""
+    given = visit.request.query_params.get(name, "1")
+    return int(given) if given.isdigit() and 0 < int(given) < 1_000_000 else 1
 
 
-class _LicenseChoice(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    license: dict[str, Any] | None = None
-    expression: str | None = None
+def _pager(visit: Visit, name: str, number: int, count: int | None, per_page: int) -> dict[str, Any] | None:
+    """Previous/next links for one paged table (``None`` without one), keeping the page's other query parameters;
+    each link returns to the table's section (``#findings``, ``#sbom``)."""
+    if count is None:
+        return None
+    anchor = {"findings_page": "#findings", "components_page": "#sbom"}[name]
+    pages = max(1, -(-count // per_page))
+    others = [(k, v) for k, v in visit.request.query_params.multi_items() if k != name]
 
+    def link(n: int) -> str:
+        return "?" + urlencode([*others, (name, str(n))]) + anchor
 
-class _Component(BaseModel):
-    """The parts of a CycloneDX 1.6 component the SBOM table shows."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    type: str = "library"
-    name: str
-    group: str | None = None
-    version: str | None = None
-    purl: str | None = None
-    licenses: list[_LicenseChoice] = []
-    properties: list[_Property] = []
-
-
-class _Bom(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    components: list[_Component] = []
-
-
-@dataclass(frozen=True, slots=True)
-class Component:
-    """One row of the SBOM table."""
-
-    ecosystem: str
-    name: str
-    version: str
-    licenses: str
-    layer: str | None
-    purl: str | None
-
-
-def _ecosystem(component: _Component) -> str:
-    """The purl type (deb, apk, npm, pypi, maven, golang, ...), else the component type (operating-system)."""
-    if component.purl and component.purl.startswith("pkg:"):
-        return component.purl[4:].split("/", 1)[0]
-    return component.type
-
-
-def components(cyclonedx: bytes) -> list[Component]:
-    """The SBOM's components, by ecosystem then name."""
-    try:
-        bom = _Bom.model_validate_json(cyclonedx)
-    except ValidationError:
-        return []
-    rows = []
-    for c in bom.components:
-        licenses = ", ".join(
-            str(choice.expression or (choice.license or {}).get("id") or (choice.license or {}).get("name") or "")
-            for choice in c.licenses
-        )
-        layer = next((p.value for p in c.properties if p.name == "trustyard:layer"), None)
-        name = f"{c.group}/{c.name}" if c.group else c.name
-        rows.append(Component(_ecosystem(c), name, c.version or "", licenses.strip(", "), layer, c.purl))
-    return sorted(rows, key=lambda r: (r.ecosystem, r.name.lower(), r.version))
-
-
-def _sorted_findings(findings: FindingsOut) -> list[dict[str, Any]]:
-    """Worst first, then by package and id."""
-
-    def key(f: dict[str, Any]) -> tuple[int, str, str]:
-        package = f.get("package") or {}
-        return (_RANK.get(str(f.get("severity")), len(_RANK)), str(package.get("name", "")), str(f.get("id", "")))
-
-    return sorted(findings.findings, key=key)
+    return {
+        "number": number,
+        "pages": pages,
+        "first": (number - 1) * per_page + 1,
+        "last": min(count, number * per_page),
+        "count": count,
+        "previous": link(number - 1) if number > 1 else None,
+        "next": link(number + 1) if number < pages else None,
+    }
 
 
 async def repository(web: WebInterface, visit: Visit) -> Response:
@@ -134,30 +83,47 @@ async def repository(web: WebInterface, visit: Visit) -> Response:
     )
 
 
-async def _optional(visit: Visit, web: WebInterface, handler: Any, name: str, digest: str) -> Any:
+async def _optional(
+    visit: Visit, web: WebInterface, handler: Any, name: str, digest: str, query: list[tuple[str, str]]
+) -> Any:
     """An API answer that may legitimately be missing (not scanned yet): ``None`` for a 404."""
     try:
-        return await web.call(visit, handler, NoBody(), name=name, digest=digest)
+        return await web.call(visit, handler, NoBody(), query=query, name=name, digest=digest)
     except api.ApiError as e:
         if e.status == 404:
             return None
         raise
 
 
+async def _page_of(
+    web: WebInterface,
+    visit: Visit,
+    handler: Any,
+    path: tuple[str, str],
+    param: str,
+    per_page: int,
+    extra: list[tuple[str, str]] | None = None,
+) -> tuple[Any, int]:
+    """The page that query parameter ``param`` asks for of a paged scan answer (``None``: not scanned yet), and
+    its number."""
+    number = _page_number(visit, param)
+    query = [*(extra or []), ("limit", str(per_page)), ("offset", str((number - 1) * per_page))]
+    return await _optional(visit, web, handler, *path, query), number
+
+
 async def image(web: WebInterface, visit: Visit) -> Response:
-    """One image: platforms or layers with history, scan state, findings, SBOM components, referrers."""
+    """One image: platforms or layers with history, scan state, a page of its findings (worst first) and of its
+    SBOM components (searchable), referrers. Both tables are paged by the API (``limit``/``offset``), so a
+    distribution image with thousands of components or findings renders one page's rows, not all of them."""
     name, digest = visit.request.path_params["name"], visit.request.path_params["digest"]
     detail: ImageDetail = await web.call(visit, api.get_image, NoBody(), name=name, digest=digest)
-    scan = await _optional(visit, web, api.get_scan, name, digest)
-    findings_answer = await _optional(visit, web, api.get_findings, name, digest)
-    findings = FindingsOut.model_validate_json(findings_answer.body) if findings_answer is not None else None
-    sbom_answer = await _optional(visit, web, api.get_sbom, name, digest)
-    bom = components(bytes(sbom_answer.body)) if sbom_answer is not None else []
-    query = visit.request.query_params.get("q", "").strip()
-    shown = [c for c in bom if query.lower() in f"{c.ecosystem} {c.name} {c.version}".lower()] if query else bom
-    layer_index = {layer.digest: i for i, layer in enumerate(detail.layers)}
-    ordered = _sorted_findings(findings) if findings else []
-    counts = Counter(str(f.get("severity")) for f in ordered if not f.get("suppressed"))
+    scan = await _optional(visit, web, api.get_scan, name, digest, [])
+    path = (name, digest)
+    search = visit.request.query_params.get("q", "").strip()[:200]
+    findings, finding_number = await _page_of(web, visit, api.get_findings, path, "findings_page", FINDINGS_PER_PAGE)
+    components, component_number = await _page_of(
+        web, visit, api.get_sbom_components, path, "components_page", COMPONENTS_PER_PAGE, [("q", search)]
+    )
     return web.page(
         visit,
         "image.html",
@@ -165,14 +131,14 @@ async def image(web: WebInterface, visit: Visit) -> Response:
         project=name.split("/", 1)[0],
         scan=scan,
         findings=findings,
-        ordered=ordered,
-        counts={s: counts.get(s, 0) for s in SEVERITIES},
+        finding_pager=_pager(visit, "findings_page", finding_number, findings and findings.total, FINDINGS_PER_PAGE),
         severities=SEVERITIES,
-        layer_index=layer_index,
-        components=shown,
-        component_total=len(bom),
-        ecosystems=Counter(c.ecosystem for c in bom).most_common(),
-        query=query,
+        layer_index={layer.digest: i for i, layer in enumerate(detail.layers)},
+        components=components,
+        component_pager=_pager(
+            visit, "components_page", component_number, components and components.matched, COMPONENTS_PER_PAGE
+        ),
+        query=search,
         base=f"/repositories/{quote(name)}/-/manifests/{digest}",
     )
 
