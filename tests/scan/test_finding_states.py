@@ -12,7 +12,6 @@ affected and the pull gate's answer on a manifest GET follow the same states, be
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 
 from registry.conftest import (
-    ManifestDoc,
     anyio_backend,
     client_factory,
     metadata_database,
@@ -28,35 +26,17 @@ from registry.conftest import (
     settings_factory,
 )
 from registry.test_scan_pipeline import IMAGE_DIGEST, Running, layout_image, running, wait_idle
-from scan.openvex import not_affected
+from scan.openvex import vex_referrer
 from scan.vulndb.shared import OSV, needs_shared
 from trustyard.auth.model import AcceptedVulnerability, ProjectPolicy
-from trustyard.oci.mediatypes import MediaType
-from trustyard.scan.states import VEX_ARTIFACT_TYPE
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.store import VulnerabilityStore
-
-from registry.conftest import EMPTY_CONFIG, Blob  # isort: skip
 
 __all__ = ["anyio_backend", "client_factory", "metadata_database", "migrated_sqlite", "running", "settings_factory"]
 pytestmark = [pytest.mark.anyio, needs_shared, pytest.mark.parametrize("metadata_database", ["sqlite"], indirect=True)]
 
 TARGET = "GHSA-p6mc-m468-83gw"  # lodash 4.17.15, CVE-2020-8203, high
 OTHER = "GHSA-35jh-r3h4-6jhm"  # lodash 4.17.15, CVE-2021-23337, high
-
-
-def vex_referrer(subject: str, size: int, vulnerability: str) -> ManifestDoc:
-    """An OCI artifact carrying an OpenVEX document that says the image is not affected by ``vulnerability``."""
-    layer = Blob(not_affected(subject, [vulnerability]), VEX_ARTIFACT_TYPE)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MediaType.OCI_MANIFEST,
-        "artifactType": VEX_ARTIFACT_TYPE,
-        "config": EMPTY_CONFIG.descriptor(),
-        "layers": [layer.descriptor()],
-        "subject": {"mediaType": MediaType.OCI_MANIFEST, "digest": subject, "size": size},
-    }
-    return ManifestDoc(json.dumps(manifest).encode(), MediaType.OCI_MANIFEST, (EMPTY_CONFIG, layer))
 
 
 async def findings(r: Running, repository: str) -> dict[str, Any]:
@@ -127,8 +107,7 @@ async def test_vex_referrers_and_the_allowlist_set_states_per_repository(running
     assert accepted["counts"]["high"] == 1
     assert await pulled(r, "lab/app") == 403  # the gate sees the same one finding left
 
-    image = layout_image()
-    pushed = await r.client.push("lab/app", vex_referrer(IMAGE_DIGEST, image.size, TARGET))
+    pushed = await r.client.push("lab/app", vex_referrer(layout_image(), TARGET))
     assert pushed.status_code == 201, pushed.text
     vexed = await findings(r, "lab/app")
     assert states(vexed) == {TARGET: "not_affected", OTHER: "accepted"}

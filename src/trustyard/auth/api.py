@@ -615,7 +615,8 @@ def get_verdict(c: Call, _: NoBody) -> Verdict:
     db = c.access.store.db
     lookup = SignedLookup.shared(db, c.access.settings)
     gates = pull_gates(c.access, name, reference, c.principal.subject)
-    found = judge(db, lookup, name, reference, gates, frozenset())
+    policy = c.access.policy.pull_policy(name)
+    found = judge(db, lookup, name, reference, gates, frozenset(), registry=c.registry, policy=policy)
     if found is None:
         raise ApiError(404, "NOT_FOUND", f"{reference[:140]!r} names no manifest in repository {name}")
     return found

@@ -427,6 +427,21 @@ class MetadataStore:
                 q = q.limit(limit)
             return [r[0] for r in conn.execute(q)]
 
+    def indexes_listing(self, name: str, digest: str) -> list[str]:
+        """Digests of the repository's indexes that list the manifest ``digest`` as a child (sorted)."""
+        q = (
+            select(manifest_references.c.manifest_digest)
+            .join(repositories, repositories.c.id == manifest_references.c.repository_id)
+            .where(
+                repositories.c.name == name,
+                manifest_references.c.child_digest == digest,
+                manifest_references.c.is_manifest == 1,
+            )
+            .order_by(manifest_references.c.manifest_digest)
+        )
+        with self.db.read() as conn:
+            return [str(d) for d in conn.execute(q).scalars()]
+
     def referrers(self, name: str, subject: str) -> list[ReferrerRecord]:
         """Manifests of the repository whose ``subject`` is ``subject``."""
         q = (

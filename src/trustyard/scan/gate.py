@@ -3,6 +3,8 @@ of images not scanned yet (``auth.model.ProjectPolicy``: ``block_severity``, ``b
 
 On a manifest GET in such a project (``registry.gates`` asks), the gate reads what the background scanner stored
 for the digest (``registry.jobs``: no layer is read, the answer costs two indexed rows):
+- a platform image with no scan of its own that an index of the repository was scanned through takes that
+  index's scan (``scan.states.stored_scan``: the same image), with the VEX documents attached to either;
 - not indexed yet (queued, running, failed, never queued) or matched without vulnerability data: "unscanned",
   refused when ``block_unscanned`` says so, else let through (the severity cannot be judged yet);
 - an artifact the scanner skips (signatures, SBOMs, VEX documents): never refused, it is not an image;
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,8 +34,8 @@ from trustyard.auth.policy import project_of
 from trustyard.registry.gates import GateContext, Pull, Refusal, register
 from trustyard.registry.jobs import JobStatus, ScanJobs
 from trustyard.registry.service import RegistryService
-from trustyard.scan.findings import Finding, Level
-from trustyard.scan.states import VEX_ARTIFACT_TYPE, judge, stored_finding, vex_referrers
+from trustyard.scan.findings import Level
+from trustyard.scan.states import VEX_ARTIFACT_TYPE, judge_stored, stored_scan
 
 __all__ = ["NAME", "VEX_ARTIFACT_TYPE", "VulnerabilityGate"]
 
@@ -75,7 +76,8 @@ class VulnerabilityGate:
         """``None`` to serve the manifest, else the refusal naming the worst findings (or the missing scan)."""
         policy = pull.policy
         project = project_of(pull.repository)
-        findings = self.jobs.findings_of(pull.digest)
+        scan = stored_scan(self.jobs, self.registry, pull.repository, pull.digest)
+        findings = scan.findings
         if findings is None:
             state = self.jobs.state(pull.digest)
             if state is not None and state.status is JobStatus.SKIPPED:
@@ -102,36 +104,28 @@ class VulnerabilityGate:
             )
         if policy.block_severity is None:
             return None
-        counted = self._counted(pull, policy, [stored_finding(f) for f in document.get("findings", [])])
+        threshold = Level(policy.block_severity)
+        judged = judge_stored(
+            scan, document, registry=self.registry, repository=pull.repository, policy=policy, now=time.time()
+        )
+        counted = [
+            _Counted(f.id, f.severity, f.package, f.version, f.fixed_versions)
+            for f in judged.counting
+            if f.severity.at_least(threshold)
+        ]
         if not counted:
             return None
         counted.sort(key=lambda c: (-c.severity.rank, c.id, c.package))
         shown = "; ".join(c.describe() for c in counted[:SHOWN])
         more = f" and {len(counted) - SHOWN} more" if len(counted) > SHOWN else ""
+        through = f" (scanned through its index {scan.scanned})" if scan.also_digests else ""
         return Refusal(
             self.name,
             f"project {project!r} refuses images with {policy.block_severity} or worse findings:"
-            f" {pull.repository}@{pull.digest} has {len(counted)}: {shown}{more}",
+            f" {pull.repository}@{pull.digest}{through} has {len(counted)}: {shown}{more}",
             {
                 "digest": pull.digest,
                 "threshold": policy.block_severity,
                 "findings": [{"id": c.id, "severity": c.severity.value, "package": c.package} for c in counted[:50]],
             },
         )
-
-    def _counted(self, pull: Pull, policy: ProjectPolicy, findings: Sequence[Finding]) -> list[_Counted]:
-        assert policy.block_severity is not None
-        threshold = Level(policy.block_severity)
-        judged = judge(
-            findings,
-            statements=vex_referrers(self.registry, pull.repository, pull.digest),
-            policy=policy,
-            project=project_of(pull.repository),
-            image_digest=pull.digest,
-            now=time.time(),
-        )
-        return [
-            _Counted(f.id, f.severity, f.package, f.version, f.fixed_versions)
-            for f in judged.counting
-            if f.severity.at_least(threshold)
-        ]

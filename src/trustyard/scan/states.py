@@ -34,9 +34,13 @@ from typing import Any, Final
 from trustyard.auth.model import AcceptedVulnerability, ProjectPolicy
 from trustyard.auth.policy import project_of
 from trustyard.errors import TrustyardError
+from trustyard.oci.manifest import ImageIndex, parse_manifest
+from trustyard.registry.jobs import ScanJobs
+from trustyard.registry.metadata import MetadataStore
 from trustyard.registry.service import RegistryService
 from trustyard.scan.findings import Finding, FindingStatus, Level, Mark, Suppression
 from trustyard.scan.model import Component, ComponentType
+from trustyard.scan.sources.base import platform_choice
 from trustyard.scan.vex import VexError, VexStatement, apply, parse_openvex
 
 __all__ = [
@@ -44,9 +48,12 @@ __all__ = [
     "VEX_ARTIFACT_TYPE",
     "Judged",
     "State",
+    "StoredScan",
     "judge",
+    "judge_stored",
     "mark_document",
     "stored_finding",
+    "stored_scan",
     "vex_referrers",
 ]
 
@@ -102,9 +109,13 @@ def judge(
     project: str,
     image_digest: str,
     now: float,
+    also_digests: Iterable[str] = (),
 ) -> Judged:
-    """Set each finding's state: VEX statements first, then the project's unexpired allowlist entries."""
-    vexed = apply(findings, statements=statements, image_digest=image_digest).findings
+    """Set each finding's state: VEX statements first, then the project's unexpired allowlist entries.
+
+    ``also_digests``: the index the image was scanned through (``stored_scan``), which VEX products may name.
+    """
+    vexed = apply(findings, statements=statements, image_digest=image_digest, also_digests=also_digests).findings
     out = []
     for finding in vexed:
         entry = None if finding.suppression is not None else _accepting(policy, finding.ids, now)
@@ -121,8 +132,10 @@ def stored_finding(data: Mapping[str, Any]) -> Finding:
 
     A mark stored with it (a report written by ``trustyard scan --vex``) is kept.
     """
-    package = data["package"]
-    component = Component(ComponentType(package["type"]), package["name"], package["version"], purl=package.get("purl"))
+    package = data.get("package") or {}
+    name, version = package.get("name", ""), package.get("version", "")
+    kind = ComponentType(package.get("type", ComponentType.GENERIC.value))
+    component = Component(kind, name, version, purl=package.get("purl"))
     stored = data.get("suppressed")
     suppression = None
     if isinstance(stored, dict):
@@ -137,8 +150,8 @@ def stored_finding(data: Mapping[str, Any]) -> Finding:
         id=data["id"],
         aliases=tuple(data.get("aliases", ())),
         component=component,
-        package=data.get("matched_package") or package["name"],
-        version=data.get("installed_version") or package["version"],
+        package=data.get("matched_package") or name,
+        version=data.get("installed_version") or version,
         fixed_versions=tuple(data.get("fixed_versions", ())),
         status=FindingStatus(data.get("status", "affected")),
         severity=Level(data.get("severity", "unknown")),
@@ -170,6 +183,78 @@ def vex_referrers(registry: RegistryService, repository: str, digest: str) -> li
     return statements
 
 
+@dataclass(frozen=True, slots=True)
+class StoredScan:
+    """The stored scan that stands for a manifest pulled from a repository."""
+
+    pulled: str
+    scanned: str
+    """The manifest whose scan it is: ``pulled`` itself, or the index ``pulled`` was scanned through."""
+    findings: str | None
+    """That scan's stored findings document (JSON); ``None`` when there is none yet."""
+
+    @property
+    def also_digests(self) -> tuple[str, ...]:
+        """The index, when the scan is borrowed from one: VEX statements about it hold for ``pulled`` too."""
+        return () if self.scanned == self.pulled else (self.scanned,)
+
+
+def stored_scan(jobs: ScanJobs, registry: RegistryService | None, repository: str, digest: str) -> StoredScan:
+    """The scan that stands for ``digest`` pulled from ``repository``: its own when it has one, else that of an
+    index in ``repository`` listing it whose scan followed to it.
+
+    The scanner indexes an index as its linux/amd64 image (``scan.sources.base.platform_choice``), so that
+    index's findings are the findings of exactly that child: the same manifest, the same layers. A client that
+    pulls a tag naming an index then asks for that child by digest (docker, podman), possibly before the child's
+    own job ran; without this the child would be judged unscanned. The index's other platform images are other
+    images and borrow nothing. Without the registry (``None``) the index cannot be read, and nothing is borrowed.
+    """
+    findings = jobs.findings_of(digest)
+    if findings is not None or registry is None:
+        return StoredScan(digest, digest, findings)
+    for index in MetadataStore(jobs.db).indexes_listing(repository, digest):
+        index_findings = jobs.findings_of(index)
+        if index_findings is not None and _followed(registry, repository, index) == digest:
+            return StoredScan(digest, index, index_findings)
+    return StoredScan(digest, digest, None)
+
+
+def judge_stored(
+    scan: StoredScan,
+    document: Mapping[str, Any],
+    *,
+    registry: RegistryService | None,
+    repository: str,
+    policy: ProjectPolicy,
+    now: float,
+) -> Judged:
+    """``judge`` of a stored findings document, with the VEX referrers of the pulled manifest and of the index
+    it was scanned through (none without the registry)."""
+    digests = (scan.pulled, *scan.also_digests)
+    statements = [] if registry is None else [s for d in digests for s in vex_referrers(registry, repository, d)]
+    return judge(
+        [stored_finding(f) for f in document.get("findings") or []],
+        statements=statements,
+        policy=policy,
+        project=project_of(repository),
+        image_digest=scan.pulled,
+        also_digests=scan.also_digests,
+        now=now,
+    )
+
+
+def _followed(registry: RegistryService, repository: str, index_digest: str) -> str | None:
+    """The child the scanner followed when it indexed ``index_digest``; ``None`` if it is not a readable index."""
+    try:
+        stored = registry.get_manifest(repository, index_digest)
+        index = parse_manifest(stored.body, stored.media_type)
+        if not isinstance(index, ImageIndex):
+            return None
+        return str(platform_choice(index, index_digest).digest)
+    except TrustyardError:
+        return None
+
+
 def mark_document(
     document: Mapping[str, Any],
     *,
@@ -179,8 +264,8 @@ def mark_document(
     image_digest: str,
     now: float,
 ) -> dict[str, Any]:
-    """A stored findings document with each finding's ``state`` and ``suppressed`` set for ``repository``, and
-    ``counts`` of the findings still affected per severity (what the management API serves)."""
+    """A stored findings document with each finding's ``state`` and ``suppressed`` set for ``repository`` (what
+    the management API serves; its pages count the findings still affected, ``registry.scan_pages``)."""
     stored = list(document.get("findings") or [])
     judged = judge(
         [stored_finding(f) for f in stored],
@@ -203,4 +288,4 @@ def mark_document(
                 "expires": mark.expires,
             }
         findings.append({**data, "state": state_of(finding).value, "suppressed": suppressed})
-    return {**document, "findings": findings, "counts": judged.counts()}
+    return {**document, "findings": findings}

@@ -193,7 +193,7 @@ def _same_package(wanted: PackageURL, purl: str | None) -> bool:
 _IMAGE_TYPES = frozenset({"oci", "docker"})
 
 
-def _covers(statement: VexStatement, component: Component, image_digest: str | None) -> bool:
+def _covers(statement: VexStatement, component: Component, image_digests: frozenset[str]) -> bool:
     """Whether a statement's products reach ``component`` (see the module docstring for the rules)."""
     for product, subcomponents in statement.products:
         purl = _purl(product)
@@ -201,7 +201,7 @@ def _covers(statement: VexStatement, component: Component, image_digest: str | N
             if _same_package(purl, component.purl):
                 return True
             continue
-        if purl is not None and purl.version and image_digest and purl.version != image_digest:
+        if purl is not None and purl.version and image_digests and purl.version not in image_digests:
             continue  # an image statement about another image
         if not subcomponents:
             return True
@@ -275,13 +275,17 @@ def apply(
     statements: Iterable[VexStatement] = (),
     allowlist: Iterable[AllowEntry] = (),
     image_digest: str | None = None,
+    also_digests: Iterable[str] = (),
     today: date | None = None,
 ) -> Applied:
     """Mark findings: VEX first (a statement about the facts), then the allowlist (a decision to accept).
 
     A finding already marked by VEX keeps that mark; the allowlist only marks what VEX left counting.
+    ``also_digests``: other manifest digests that name the same image (the index a platform image was scanned
+    through), which an image product's digest may name too.
     """
     today = today or datetime.now(UTC).date()
+    digests = frozenset(d for d in (image_digest, *also_digests) if d)
     ordered = sorted(statements, key=lambda s: s.time)
     entries = list(allowlist)
     warnings = [
@@ -294,7 +298,7 @@ def apply(
     for finding in findings:
         mark: Suppression | None = None
         for s in ordered:
-            if not (s.names & finding.ids) or not _covers(s, finding.component, image_digest):
+            if not (s.names & finding.ids) or not _covers(s, finding.component, digests):
                 continue
             if s.status in ("not_affected", "fixed"):
                 mark = Suppression(Mark(s.status), s.origin, s.justification, s.detail)

@@ -43,12 +43,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from trustyard.config import Settings
 from trustyard.db.engine import Database, describe
-from trustyard.db.models import manifest_references, repositories
+from trustyard.registry.metadata import MetadataStore
 from trustyard.trust.errors import TrustError
 from trustyard.trust.keys import PublicKey, now_utc
 from trustyard.trust.metadata import (
@@ -417,22 +416,12 @@ class SignedLookup:
         """A signed index of ``repository`` that lists ``digest`` (a platform image Docker pulls by digest)."""
         if not signed:
             return None
-        query = (
-            select(manifest_references.c.manifest_digest)
-            .join(repositories, repositories.c.id == manifest_references.c.repository_id)
-            .where(
-                repositories.c.name == repository,
-                manifest_references.c.child_digest == digest,
-                manifest_references.c.manifest_digest.in_(signed),
-            )
-            .limit(1)
-        )
         try:
-            with self.db.read() as conn:
-                row = conn.execute(query).first()
+            parents = MetadataStore(self.db).indexes_listing(repository, digest)
         except SQLAlchemyError as e:
             raise UntrustedError(f"the registry's manifests cannot be read: {describe(e)}") from e
-        return None if row is None else str(row[0])
+        wanted = set(signed)
+        return next((p for p in parents if p in wanted), None)
 
 
 def _who(target: SignedTarget) -> str:

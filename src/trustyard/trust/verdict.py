@@ -9,9 +9,11 @@ authorization plugin (which refuses ``docker run`` of what the registry would re
 target for that tag whose digest equals ``digest`` (for a digest: some signed target names it, or names an
 index that lists it); ``signed_digest`` the digest the tag's signed target names (``null`` when unsigned);
 ``signers`` as ``docker trust inspect`` names them; ``scan`` ``{"status": none|queued|running|done|failed,
-"worst": critical|high|medium|low|unknown|null, "counts": {...}}`` counting findings not suppressed (VEX or
-allowlist); ``pull_allowed``/``refusal`` what the registry's pull gates decide for a GET of this reference
-now (the message a refused client is shown).
+"worst": critical|high|medium|low|unknown|null, "counts": {...}}`` counting findings still affected once the
+image's VEX referrers and the project's allowlist are applied (``scan.states``, as the pull gate does; a
+platform image with no scan of its own takes that of the index it was scanned through);
+``pull_allowed``/``refusal`` what the registry's pull gates decide for a GET of this reference now (the
+message a refused client is shown).
 
 Not here: authorization of the caller (the endpoint), the gates' rules (``registry.gates`` and the gates).
 """
@@ -19,17 +21,21 @@ Not here: authorization of the caller (the endpoint), the gates' rules (``regist
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trustyard.auth.model import ProjectPolicy
 from trustyard.auth.service import AccessControl
 from trustyard.db.engine import Database
 from trustyard.oci.reference import is_digest
 from trustyard.registry.gates import Pull, first_refusal
 from trustyard.registry.jobs import JobStatus, ScanJobs
 from trustyard.registry.metadata import ManifestRecord, MetadataStore
+from trustyard.registry.service import RegistryService
+from trustyard.scan.states import judge_stored, stored_scan
 from trustyard.trust.gate import gates_of
 from trustyard.trust.signed import SignedLookup
 
@@ -106,28 +112,40 @@ def pull_gates(access: AccessControl, repository: str, reference: str, subject: 
     return check
 
 
-def _scan(db: Database, digest: str) -> ScanVerdict:
+def _scan(
+    db: Database, registry: RegistryService | None, policy: ProjectPolicy, repository: str, digest: str
+) -> ScanVerdict:
+    """The scan of ``digest`` (or of the index it was scanned through), its findings judged as the pull gate
+    judges them (``scan.states``: VEX referrers and the project's allowlist)."""
     jobs = ScanJobs(db)
-    job = jobs.state(digest)
-    report = jobs.report(digest)
+    scan = stored_scan(jobs, registry, repository, digest)
+    job = jobs.state(scan.scanned)
     counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
-    if report is not None:
-        findings: list[dict[str, Any]] = json.loads(report.findings).get("findings") or []
-        for finding in findings:
-            severity = finding.get("severity")
-            if finding.get("suppressed") is None and severity in counts:
-                counts[severity] += 1
+    if scan.findings is not None:
+        document = json.loads(scan.findings)
+        judged = judge_stored(scan, document, registry=registry, repository=repository, policy=policy, now=time.time())
+        counts.update(judged.counts())
     worst: Severity | None = next((s for s in SEVERITIES if counts[s]), None)
     status: ScanState = "none" if job is None else _STATE[job.status]
     return ScanVerdict(status=status, worst=worst, counts=ScanCounts(**counts))
 
 
 def judge(
-    db: Database, lookup: SignedLookup, repository: str, reference: str, gates: PullCheck, hosts: frozenset[str]
+    db: Database,
+    lookup: SignedLookup,
+    repository: str,
+    reference: str,
+    gates: PullCheck,
+    hosts: frozenset[str],
+    *,
+    registry: RegistryService | None = None,
+    policy: ProjectPolicy | None = None,
 ) -> Verdict | None:
     """The verdict on ``reference`` (a tag or a digest) of ``repository``; ``None`` when it names no manifest.
 
-    ``hosts``: the host names of the request besides the configured ones (Docker's GUNs carry them).
+        ``hosts``: the host names of the request besides the configured ones (Docker's GUNs carry them);
+        ``registry`` reads VEX referrers and indexes (without it neither is used); ``policy`` is the project's
+    (its allowlist; none: nothing accepted).
     """
     meta = MetadataStore(db)
     by_digest = is_digest(reference)
@@ -146,7 +164,7 @@ def judge(
         signed=judged.signed,
         signed_digest=judged.signed_digest,
         signers=list(judged.signers),
-        scan=_scan(db, record.digest),
+        scan=_scan(db, registry, policy or ProjectPolicy(), repository, record.digest),
         pull_allowed=refusal is None,
         refusal=refusal,
     )
