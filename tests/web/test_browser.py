@@ -112,7 +112,7 @@ def sign_in(page: Page, server: TrustyardServer, user: str, password: str) -> No
     page.wait_for_url(f"{server.url}/projects")
 
 
-def _push(server: TrustyardServer, tag: str) -> str:
+def _push(server: TrustyardServer, tag: str, repository: str = REPOSITORY) -> str:
     """skopeo copies the Alpine fixture image into the repository; its manifest digest."""
     done = subprocess.run(
         [
@@ -122,7 +122,7 @@ def _push(server: TrustyardServer, tag: str) -> str:
             ":".join(ADMIN),
             "--dest-tls-verify=false",
             f"oci:{OCI_ALPINE_APP}:{OCI_ALPINE_APP_TAG}",
-            f"docker://{server.host}/{REPOSITORY}:{tag}",
+            f"docker://{server.host}/{repository}:{tag}",
         ],
         capture_output=True,
         text=True,
@@ -132,7 +132,7 @@ def _push(server: TrustyardServer, tag: str) -> str:
     assert done.returncode == 0, done.stderr
     with _api(server) as api:
         answer = api.get(
-            f"/v2/{REPOSITORY}/manifests/{tag}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+            f"/v2/{repository}/manifests/{tag}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
         )
         assert answer.status_code == 200, answer.text
         return str(answer.headers["Docker-Content-Digest"])
@@ -188,7 +188,7 @@ def test_a_person_creates_a_project_pushes_sees_findings_and_the_signature(
         lambda message: problems.append(f"{message.text} at {message.location}") if message.type == "error" else None,
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto(f"{server.url}/projects")
+    page.goto(f"{server.url}/dashboard")
     page.wait_for_url(re.compile(r"/login\?next="))
     assert page.evaluate("document.activeElement.id") == "username"  # the form is ready to type into
     shoot(page, "login")
@@ -336,6 +336,49 @@ def test_a_guest_does_not_see_a_private_project(server: TrustyardServer, browser
     context.close()
 
 
+def test_an_anonymous_visitor_browses_public_projects_only(server: TrustyardServer, browser: Browser) -> None:
+    """Without a session: public projects, their repositories and images, read-only; a private project (or one
+    that does not exist) sends the visitor to sign in, as the API answers anonymous callers, so names leak not."""
+    with _api(server) as api:
+        assert api.post("/api/v1/projects", json={"name": "showcase", "public": True}).status_code == 201
+        assert api.post("/api/v1/projects", json={"name": "vault"}).status_code == 201
+    digest = _push(server, "1", "showcase/app")
+    _push(server, "1", "vault/app")
+    context = _context(browser)
+    page = context.new_page()
+    page.goto(f"{server.url}/projects")
+    main = page.get_by_role("main")
+    expect(main.get_by_role("link", name="showcase")).to_be_visible()
+    expect(main).not_to_contain_text("vault")
+    expect(page.get_by_role("link", name="Sign in")).to_have_attribute("href", "/login?next=%2Fprojects")
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+    assert page.locator("form[method=post]").count() == 0  # read-only: no create-project form
+    shoot(page, "anonymous-projects")
+    main.get_by_role("link", name="showcase").click()
+    page.wait_for_url(f"{server.url}/projects/showcase")
+    expect(page.get_by_role("link", name="Members")).to_have_count(0)
+    page.get_by_role("link", name="showcase/app").click()
+    page.wait_for_url(f"{server.url}/repositories/showcase/app")
+    expect(page.locator("table.tags tbody tr").first).to_contain_text(digest[:19])
+    expect(page.locator("#pull-podman")).to_have_text(f"podman pull {server.host}/showcase/app:1")
+    page.goto(f"{server.url}/repositories/showcase/app/-/manifests/{digest}")
+    expect(page.get_by_role("heading", name="Layers")).to_be_visible()
+    assert page.locator("form[method=post]").count() == 0
+    shoot(page, "anonymous-image")
+    for hidden in (
+        "/projects/vault",
+        "/projects/no-such-project",
+        "/repositories/vault/app",
+        f"/repositories/vault/app/-/manifests/{digest}",
+        "/projects/showcase/members",
+        "/dashboard",
+    ):
+        page.goto(f"{server.url}{hidden}")
+        page.wait_for_url(re.compile(r"/login\?next="))
+        expect(page.get_by_role("main")).not_to_contain_text("vault")
+    context.close()
+
+
 def test_a_form_without_its_csrf_token_is_refused(server: TrustyardServer, browser: Browser) -> None:
     context = _context(browser)
     page = context.new_page()
@@ -360,13 +403,13 @@ def test_signing_out_ends_the_session(server: TrustyardServer, browser: Browser)
     assert [(c.get("httpOnly"), c.get("secure"), c.get("sameSite")) for c in cookies] == [(True, True, "Lax")]
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{server.url}/login")
-    page.goto(f"{server.url}/projects")
-    page.wait_for_url(re.compile(r"/login\?next=%2Fprojects$"))
+    page.goto(f"{server.url}/dashboard")
+    page.wait_for_url(re.compile(r"/login\?next=%2Fdashboard$"))
     # the signed-in cookie, replayed in a fresh browser, is refused too
     replay = _context(browser)
     replay.add_cookies(cookies)  # type: ignore[arg-type]
     other = replay.new_page()
-    other.goto(f"{server.url}/projects")
+    other.goto(f"{server.url}/dashboard")
     other.wait_for_url(re.compile(r"/login"))
     replay.close()
     context.close()

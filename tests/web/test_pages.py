@@ -133,14 +133,14 @@ async def test_sign_out_kills_the_session_even_if_its_cookie_is_replayed(site: S
     assert response.status_code == 303 and response.headers["location"] == "/login"
     replay = await site.client()
     replay.cookies.update(copied)
-    assert (await replay.get("/projects")).status_code == 303
+    assert (await replay.get("/account")).status_code == 303  # /projects would show anonymous browsing
 
 
 async def test_a_disabled_user_is_signed_out_at_once(site: Site) -> None:
     client = await site.client()
     await site.sign_in(client, "alice")
     site.access.store.set_user_disabled("alice")
-    assert (await client.get("/projects")).status_code == 303
+    assert (await client.get("/account")).status_code == 303
 
 
 async def test_creating_a_project_makes_the_creator_its_admin(site: Site) -> None:
@@ -282,7 +282,7 @@ async def test_a_robot_cannot_sign_in_to_the_web_interface(site: Site) -> None:
     response = await site.sign_in(client, "robot$builder", secret)
     assert response.status_code == 403
     assert "Robot accounts cannot sign in" in response.text
-    assert (await client.get("/projects")).status_code == 303
+    assert (await client.get("/account")).status_code == 303
 
 
 async def test_removing_a_member_and_deleting_a_robot(site: Site) -> None:
@@ -331,7 +331,7 @@ async def test_an_administrator_creates_and_disables_users(site: Site) -> None:
     assert short.status_code == 400 and "User not created" in short.text and "short" not in short.text
     disabled = await site.form(admin, "/users", "/users/disabled", user="carol", disabled="true")
     assert disabled.status_code == 303
-    assert (await carol.get("/projects")).status_code == 303  # her session ended with her account
+    assert (await carol.get("/account")).status_code == 303  # her session ended with her account
     alice = await site.client()
     await site.sign_in(alice, "alice")
     assert (await alice.get("/users")).status_code == 403

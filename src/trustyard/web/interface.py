@@ -5,8 +5,10 @@ Pages never reach into stores: each one calls the same handler ``/api/v1`` runs 
 API would refuse, and leaves the same audit events. A refusal becomes an error page with the API's message.
 
 A visit resolves its session cookie (``session.py``) to a principal through the access policy on every request,
-so an account deleted or disabled since sign-in is signed out at once. Pages need a signed-in user (the API
-does not serve anonymous callers either); anyone else is sent to the sign-in page and back.
+so an account deleted or disabled since sign-in is signed out at once. Most pages need a signed-in user; anyone
+else is sent to the sign-in page and back. The browsing pages (projects, repositories, images) also serve
+visitors without a session, as Harbor does: their handlers run for the anonymous principal, which the access
+policy lets see public projects only, and any refusal becomes the same sign-in redirect a missing project gets.
 
 Not here: the pages themselves (``signin.py``, ``projects.py``, ``images.py``, ``operations.py``), the routes
 (``routes.py``).
@@ -26,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 
 from trustyard.auth.api import ApiError, Call, invoke
 from trustyard.auth.errors import AuthenticationError
-from trustyard.auth.policy import Principal
+from trustyard.auth.policy import ANONYMOUS, Principal
 from trustyard.auth.service import AccessControl
 from trustyard.config import Settings
 from trustyard.registry.api.access import client_address
@@ -76,6 +78,11 @@ class Visit:
         if self.principal is None:
             raise ApiError(401, "UNAUTHORIZED", "sign in first")
         return self.principal
+
+    @property
+    def caller(self) -> Principal:
+        """Whom the API's handlers run for: the signed-in principal, else the anonymous one."""
+        return self.principal or ANONYMOUS
 
     @property
     def address(self) -> str:
@@ -177,8 +184,8 @@ class WebInterface:
         **params: str,
     ) -> R:
         """Run the API handler for this visitor (``ApiError`` when the API would refuse); ``params`` and
-        ``extra`` are the path parameters."""
-        principal = visit.user
+        ``extra`` are the path parameters. An anonymous visitor (browsing pages only) calls as ``ANONYMOUS``."""
+        principal = visit.caller
         return await run_in_threadpool(
             lambda: invoke(
                 handler,
@@ -220,6 +227,7 @@ class WebInterface:
             "user": visit.principal,
             "csrf": visit.session.csrf,
             "path": visit.request.url.path,
+            "sign_in": _sign_in_url(visit),
             "host": visit.request.headers.get("host", self.settings.listen),
         }
         response = self.renderer.page(template, {**base, **context}, status=status)
@@ -239,13 +247,18 @@ class WebInterface:
 
     def sign_in_first(self, visit: Visit) -> Response:
         """Send an anonymous visitor to the sign-in page, to come back here afterwards."""
-        target = visit.request.url.path
-        if visit.request.url.query:
-            target += "?" + visit.request.url.query
-        response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        response = RedirectResponse(_sign_in_url(visit), status_code=303)
         if visit.renew:
             self.set_cookie(visit.request, response, visit.session)
         return response
+
+
+def _sign_in_url(visit: Visit) -> str:
+    """The sign-in page, to come back to this one afterwards."""
+    target = visit.request.url.path
+    if visit.request.url.query:
+        target += "?" + visit.request.url.query
+    return f"/login?next={quote(target, safe='')}"
 
 
 def invalid(error: ValidationError) -> str:

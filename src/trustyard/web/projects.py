@@ -31,7 +31,7 @@ _DAY: Final = 86400
 
 def _may(web: WebInterface, visit: Visit, project: str, action: Action) -> bool:
     """Whether the access policy (the one the API asks) grants ``action`` in ``project`` to this visitor."""
-    return action in web.access.policy.actions(visit.user, project)
+    return visit.principal is not None and action in web.access.policy.actions(visit.principal, project)
 
 
 def _totals(repositories: list[RepositoryOut]) -> dict[str, dict[str, int]]:
@@ -49,7 +49,7 @@ async def project_list(web: WebInterface, visit: Visit, *, status: int = 200, me
     """The projects this person can see, with repository and image counts, storage used and visibility."""
     found = await web.call(visit, api.list_projects, NoBody())
     repositories = await web.call(visit, api.list_repositories, NoBody())
-    may_create = web.access.policy.may_create_project(visit.user)
+    may_create = visit.principal is not None and web.access.policy.may_create_project(visit.principal)
     return web.page(
         visit,
         "projects.html",

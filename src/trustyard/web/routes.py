@@ -30,6 +30,10 @@ PUBLIC: Final = signin.ROUTES
 """Pages anyone may open (signing in and out)."""
 PAGES: Final = (*projects.ROUTES, *images.ROUTES, *operations.ROUTES, *users.ROUTES)
 """Pages behind sign-in, as the API is: (path, methods, handler)."""
+BROWSABLE: Final = frozenset(
+    {projects.project_list, projects.project_repositories, images.repository, images.image, images.sbom_download}
+)
+"""Pages (all GET) that also serve visitors without a session: public projects' contents, read-only."""
 
 
 def _bind(web: WebInterface, handler: PageHandler, *, public: bool) -> Callable[[Request], Awaitable[Response]]:
@@ -38,7 +42,8 @@ def _bind(web: WebInterface, handler: PageHandler, *, public: bool) -> Callable[
 
     async def serve(request: Request) -> Response:
         visit = await web.visit(request)
-        if not public and visit.principal is None:
+        anonymous = visit.principal is None
+        if anonymous and not public and (handler not in BROWSABLE or request.method != "GET"):
             return web.sign_in_first(visit)
         try:
             return await handler(web, visit)
@@ -47,6 +52,8 @@ def _bind(web: WebInterface, handler: PageHandler, *, public: bool) -> Callable[
         except CsrfError as e:
             return web.error(visit, 403, e.message, "Request refused")
         except ApiError as e:
+            if anonymous and not public:  # as the API answers anonymous callers: sign in, whatever the reason
+                return web.sign_in_first(visit)
             return web.refused(visit, e)
         except (TrustyardError, SQLAlchemyError) as e:  # the database or storage failed: say so, as a page
             log.error("page %s failed: %s", request.url.path, e)
