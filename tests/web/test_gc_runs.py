@@ -78,6 +78,37 @@ async def test_a_cli_run_is_recorded_and_only_administrators_see_it(
         assert 'href="/gc"' not in (await alice.get("/projects")).text
 
 
+@pytest.mark.anyio
+async def test_a_failed_run_is_recorded_with_its_error(
+    tmp_path: Path, password_hash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob whose file cannot be unlinked (a directory stands in its place) stops the run: the command fails
+    with the reason and no traceback, and the run's row says ``failed`` and why; the blob's row stays."""
+    for key in [k for k in os.environ if k.startswith("TRUSTYARD_")]:
+        monkeypatch.delenv(key)
+    data_dir = tmp_path / "data"
+    digest = _stray_blob(data_dir, STRAY)
+    blob_file = data_dir / "blobs" / "sha256" / digest.hex[:2] / digest.hex
+    blob_file.unlink()
+    blob_file.mkdir()
+    (blob_file / "in-the-way").write_text("x")
+    failed = _trustyard("gc", "--data-dir", str(data_dir), "--grace-period", "0", "--json")
+    assert failed.returncode != 0
+    assert f"cannot delete blob {digest}" in failed.stderr and "Traceback" not in failed.stderr
+    async with open_site(tmp_path, password_hash) as site:
+        api = await site.client()
+        runs = (await api.get("/api/v1/gc/runs", auth=("root", PASSWORD))).json()["runs"]
+        assert [(r["trigger"], r["status"], r["blobs_deleted"]) for r in runs] == [("cli", "failed", 0)]
+        assert f"cannot delete blob {digest}" in runs[0]["error"] and runs[0]["finished_at"] is not None
+        root = await site.client()
+        await site.sign_in(root, "root")
+        page = await root.get("/gc")
+        assert "failed" in page.text and f"cannot delete blob {digest}" in page.text
+        with site.app.state.registry.db.read() as conn:
+            kept = conn.exec_driver_sql("SELECT count(*) FROM blobs WHERE digest = ?", (str(digest),)).scalar()
+        assert kept == 1
+
+
 class ScheduledGcServer(TrustyardServer):
     """``trustyard serve`` collecting every half second, with no grace period (nothing else writes here)."""
 
