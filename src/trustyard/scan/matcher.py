@@ -9,12 +9,13 @@ stored inventory can be matched again whenever the advisory data changes). For e
   source name against its distribution's OSV ecosystem (Red Hat, Rocky, Alma, CBL-Mariner, ...), as far as
   such data is in the store. The release comes from the image's os-release, or for rpm images without one
   from the distribution's ``*-release`` package.
-- Language packages ask their ecosystem's OSV data (PyPI, npm, Go, Maven) with the ecosystem's version rules
-  (``vulndb/ranges.py``). A PyPI or npm package whose metadata file belongs to an OS package is left to the
-  distribution's data: distributions patch such packages in place without changing the upstream version their
-  metadata claims (Debian's python3-urllib3 1.26.12-1+deb12u4 has both CVE-2023-43804 and CVE-2023-45803 fixed,
-  yet says 1.26.12). Go and Java binaries owned by OS packages are still matched: the toolchain's standard
-  library is linked into them, and a distribution's fix to the toolchain does not reach a binary until rebuilt.
+- Language packages ask their ecosystem's OSV data (PyPI, npm, Go, Maven, crates.io for cargo) with the
+  ecosystem's version rules (``vulndb/ranges.py``). A PyPI or npm package whose metadata file belongs to an OS
+  package is left to the distribution's data: distributions patch such packages in place without changing the
+  upstream version their metadata claims (Debian's python3-urllib3 1.26.12-1+deb12u4 has both CVE-2023-43804
+  and CVE-2023-45803 fixed, yet says 1.26.12). Go and Java binaries owned by OS packages are still matched: the
+  toolchain's standard library is linked into them, and a distribution's fix to the toolchain does not reach a
+  binary until rebuilt.
 
 Every stored entry that names the package and whose ranges contain the version is a hit; withdrawn
 advisories never hit, and an entry the distribution says is ``not-affected`` has no range to hit. Hits for one
@@ -216,6 +217,7 @@ _LANGUAGE_ECOSYSTEMS = {
     ComponentType.NPM: "npm",
     ComponentType.GOLANG: "Go",
     ComponentType.MAVEN: "Maven",
+    ComponentType.CARGO: "crates.io",
 }
 # Interpreted packages a distribution patches in place (the metadata keeps the upstream version).
 _DISTRO_PATCHED = frozenset({ComponentType.PYPI, ComponentType.NPM})
@@ -227,7 +229,7 @@ class LanguageMatcher:
     name = "language"
 
     def handles(self, component: Component) -> bool:
-        """PyPI, npm, Go and Maven components."""
+        """PyPI, npm, Go, Maven and cargo (crates.io) components."""
         return component.type in _LANGUAGE_ECOSYSTEMS
 
     @staticmethod
