@@ -27,8 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("allowlist")
-        batch.drop_column("block_unscanned")
-        batch.drop_column("block_severity")
-        batch.drop_column("content_trust")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+, PostgreSQL), not a batch table copy: on SQLite the copy
+    # drops and recreates ``projects``, and with foreign keys on that cascades to every membership and robot.
+    for column in ("allowlist", "block_unscanned", "block_severity", "content_trust"):
+        op.execute(f"ALTER TABLE projects DROP COLUMN {column}")
