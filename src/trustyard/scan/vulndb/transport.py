@@ -16,10 +16,8 @@ Every failure is a ``TransportError`` naming the URL and the registry's own erro
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +29,12 @@ import httpx
 from trustyard import __version__
 from trustyard.oci.digest import Digest
 from trustyard.oci.reference import InvalidReferenceError, is_digest, validate_name, validate_tag
+from trustyard.scan.sources.credentials import Credentials
+from trustyard.scan.sources.distribution import basic_authorization, parse_challenge
 from trustyard.scan.vulndb.errors import VulnDbError
 
 MAX_MANIFEST: Final = 4 * 1024 * 1024
 _CHUNK: Final = 1 << 20
-_PARAM: Final = re.compile(r'\s*([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
 
 
 class TransportError(VulnDbError):
@@ -79,20 +78,6 @@ class Reference:
         return f"{self.registry}/{self.repository}{sep}{self.reference}"
 
 
-def _challenge(header: str) -> tuple[str, dict[str, str]]:
-    """``Bearer realm="...",service="..."`` -> (``bearer``, params)."""
-    scheme, _, rest = header.strip().partition(" ")
-    params: dict[str, str] = {}
-    pos = 0
-    while pos < len(rest):
-        m = _PARAM.match(rest, pos)
-        if m is None or m.end() == pos:
-            break
-        params[m[1].lower()] = m[2].replace('\\"', '"') if m[2] is not None else m[3]
-        pos = m.end()
-    return scheme.lower(), params
-
-
 def _registry_message(response: httpx.Response) -> str:
     """The first OCI error's code and message, else the status line."""
     try:
@@ -119,9 +104,7 @@ class RegistryClient:
     ) -> None:
         self.ref = ref
         self.base = f"{'http' if plain_http else 'https'}://{ref.registry}/v2/{ref.repository}"
-        self._basic = (
-            "Basic " + base64.b64encode(f"{username}:{password or ''}".encode()).decode() if username else None
-        )
+        self._basic = basic_authorization(Credentials(username, password or "")) if username else None
         self._actions = actions
         self._client = httpx.Client(
             verify=verify, timeout=timeout, headers={"User-Agent": f"trustyard/{__version__}"}, follow_redirects=True
@@ -151,7 +134,7 @@ class RegistryClient:
             return
         if response.status_code != 401:
             raise TransportError(f"{ping}: {_registry_message(response)}")
-        scheme, params = _challenge(response.headers.get("www-authenticate", ""))
+        scheme, params = parse_challenge(response.headers.get("www-authenticate", ""))
         if scheme == "basic":
             if self._basic is None:
                 raise TransportError(f"{self.ref.registry} wants a login: pass --creds USER:PASSWORD")
