@@ -1,13 +1,13 @@
 """Finding states (``scan/states.py``) in what the management API serves, and the pull gate agreeing with it.
 
-The real in-process registry app with its scan workers (the fixtures of ``tests/registry``) scans the shared
-Alpine app image (npm lodash 4.17.15: two high findings) against the real OSV npm data. The image is pushed to
-two repositories of one project. ``GET .../findings`` then shows, per repository: every finding ``affected``
-before anything is said; the project's unexpired allowlist entry makes one ``accepted`` (reason and expiry
-kept) while an expired one changes nothing; an OpenVEX referrer attached in one repository makes a finding
-``not_affected`` there (justification kept) but not in the other repository. The ``counts`` of what is still
-affected and the pull gate's answer on a manifest GET follow the same states, because both come from
-``scan.states.judge``.
+The real in-process registry app with its scan workers (the fixtures of ``tests/registry``, on SQLite and on
+PostgreSQL) scans the shared Alpine app image (npm lodash 4.17.15: two high findings) against the real OSV npm
+data. The image is pushed to two repositories of one project. ``GET .../findings`` then shows, per
+repository: every finding ``affected`` before anything is said; the project's unexpired allowlist entry makes
+one ``accepted`` (reason and expiry kept) while an expired one changes nothing; an OpenVEX referrer attached in
+one repository makes a finding ``not_affected`` there (justification kept) but not in the other repository.
+The answer's ``counts`` of what is still affected and the pull gate's answer on a manifest GET follow the same
+states, because both come from ``scan.states.judge``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from registry.conftest import (
+    BACKENDS,
     anyio_backend,
     client_factory,
     metadata_database,
+    migrated_postgresql,
     migrated_sqlite,
     settings_factory,
 )
@@ -32,8 +34,16 @@ from trustyard.auth.model import AcceptedVulnerability, ProjectPolicy
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.store import VulnerabilityStore
 
-__all__ = ["anyio_backend", "client_factory", "metadata_database", "migrated_sqlite", "running", "settings_factory"]
-pytestmark = [pytest.mark.anyio, needs_shared, pytest.mark.parametrize("metadata_database", ["sqlite"], indirect=True)]
+__all__ = [
+    "anyio_backend",
+    "client_factory",
+    "metadata_database",
+    "migrated_postgresql",
+    "migrated_sqlite",
+    "running",
+    "settings_factory",
+]
+pytestmark = [pytest.mark.anyio, needs_shared, pytest.mark.parametrize("metadata_database", BACKENDS, indirect=True)]
 
 TARGET = "GHSA-p6mc-m468-83gw"  # lodash 4.17.15, CVE-2020-8203, high
 OTHER = "GHSA-35jh-r3h4-6jhm"  # lodash 4.17.15, CVE-2021-23337, high

@@ -2,11 +2,11 @@
 
 Docker and podman pull a tag that names an index by asking for the index, then for their platform's image by
 digest. The scanner indexes an index as its linux/amd64 image, so that child's findings are the index's. Here
-the real in-process app (scan workers off) holds an index of the shared Alpine app image (linux/amd64) and an
-arm64 image; the scan pipeline runs for the index only, against the real OSV npm data (lodash 4.17.15: two
-high findings), so the children have no scan of their own. The pull gate and the verdict must judge the
-amd64 child by the index's findings (refused at ``high``; a VEX document attached to the index lifts a finding
-for the child too) and must not lend them to the arm64 image, which stays unscanned.
+the real in-process app (scan workers off; SQLite and PostgreSQL) holds an index of the shared Alpine app
+image (linux/amd64) and an arm64 image; the scan pipeline runs for the index only, against the real OSV npm
+data (lodash 4.17.15: two high findings), so the children have no scan of their own. The pull gate and the
+verdict must judge the amd64 child by the index's findings (refused at ``high``; a VEX document attached to
+the index lifts a finding for the child too) and must not lend them to the arm64 image, which stays unscanned.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from registry.conftest import (
+    BACKENDS,
     RegistryClient,
     anyio_backend,
     assert_error,
@@ -24,6 +25,7 @@ from registry.conftest import (
     make_image,
     make_index,
     metadata_database,
+    migrated_postgresql,
     migrated_sqlite,
     settings_factory,
 )
@@ -36,8 +38,15 @@ from trustyard.scan.pipeline import ScanPipeline
 from trustyard.scan.vulndb.importer import import_path
 from trustyard.scan.vulndb.store import VulnerabilityStore
 
-__all__ = ["anyio_backend", "client_factory", "metadata_database", "migrated_sqlite", "settings_factory"]
-pytestmark = [pytest.mark.anyio, needs_shared, pytest.mark.parametrize("metadata_database", ["sqlite"], indirect=True)]
+__all__ = [
+    "anyio_backend",
+    "client_factory",
+    "metadata_database",
+    "migrated_postgresql",
+    "migrated_sqlite",
+    "settings_factory",
+]
+pytestmark = [pytest.mark.anyio, needs_shared, pytest.mark.parametrize("metadata_database", BACKENDS, indirect=True)]
 
 TARGET = "GHSA-p6mc-m468-83gw"  # lodash 4.17.15, CVE-2020-8203, high
 OTHER = "GHSA-35jh-r3h4-6jhm"  # lodash 4.17.15, CVE-2021-23337, high
