@@ -81,3 +81,26 @@ def test_sshd_needs_running_containers_and_is_found_in_their_processes() -> None
     facts = dataclasses.replace(MANAGER, containers=(EngineContainer(with_sshd, running=True),))
     assert _result("5.7", facts) is Result.WARN
     assert _result("5.7", MANAGER) is Result.INFO  # a spec without a process list cannot be decided
+
+
+@pytest.mark.parametrize(
+    ("edition", "version", "podman", "expected", "says"),
+    [
+        ("Docker Engine - Enterprise", "19.03.14", False, Result.NOTE, ""),
+        ("", "18.09.1-ee-3", False, Result.NOTE, ""),
+        ("Docker Engine - Community", "24.0.7", False, Result.INFO, "is not Docker Enterprise"),
+        ("", "20.10.24+dfsg1", False, Result.INFO, "(no edition named) is not Docker Enterprise"),
+        ("", "4.3.1", True, Result.INFO, "podman"),
+    ],
+)
+def test_section_8_applies_only_to_docker_enterprise(
+    edition: str, version: str, podman: bool, expected: Result, says: str
+) -> None:
+    facts = dataclasses.replace(MANAGER, edition=edition, server_version=version, podman=podman)
+    ids = [c.id for c in CHECKS_BY_ID.values() if c.section == "8"]
+    assert ids == ["8.1.1", "8.1.2", "8.1.3", "8.1.4", "8.1.5", "8.1.6", "8.1.7", "8.2.1"]
+    report = run_checks([CHECKS_BY_ID[i] for i in ids], FactsContext(facts))
+    assert {o.result.result for o in report.outcomes} == {expected}
+    assert all(says in o.result.details for o in report.outcomes if expected is Result.INFO)
+    # on Docker Enterprise each is the procedure to follow in UCP/DTR, as docker-bench-security notes them
+    assert all(o.result.details == o.check.remediation for o in report.outcomes if expected is Result.NOTE)

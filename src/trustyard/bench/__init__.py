@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
-from trustyard.bench import community, daemon, files, host, images, operations, runtime, swarm
+from trustyard.bench import community, daemon, enterprise, files, host, images, operations, runtime, swarm
 from trustyard.bench.base import BenchError, Check, CheckResult, FunctionCheck, InputUnavailable, Result
 from trustyard.bench.context import BenchContext
 from trustyard.bench.runner import BenchReport, CheckOutcome, run_checks
@@ -25,6 +25,7 @@ SECTIONS: Final = MappingProxyType(
         "5": "Container Runtime",
         "6": "Docker Security Operations",
         "7": "Docker Swarm Configuration",
+        "8": "Docker Enterprise Configuration",
         "C": "Community contributed checks",
         "dockle": "Dockle image checkpoints",
     }
@@ -38,6 +39,7 @@ CHECKS: Final[tuple[Check, ...]] = (
     *(c for c in runtime.CHECKS if c.section == "5"),
     *operations.CHECKS,
     *swarm.CHECKS,
+    *enterprise.CHECKS,
     *community.CHECKS,
     *(c for c in runtime.CHECKS if c.section == "C"),
     *images.CHECKS[12:],

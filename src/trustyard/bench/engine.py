@@ -66,6 +66,8 @@ class EngineFacts:
     swarm_listen_addr: str = ""
     rootless: bool = False
     podman: bool = False
+    edition: str = ""
+    """The engine's platform name (``Docker Engine - Community``, ``... - Enterprise``); empty when unnamed."""
 
 
 def default_docker_host(environ: dict[str, str] | None = None) -> str:
@@ -163,7 +165,8 @@ def _podman_inspect(api: docker.APIClient, data: dict[str, Any], libpod: str, lo
 def _gather(client: docker.DockerClient, host: str) -> EngineFacts:
     api = client.api
     info: dict[str, Any] = client.info()
-    libpod = _libpod_version(api.version())
+    version = api.version()
+    libpod = _libpod_version(version)
     containers = []
     used_images: set[str] = set()
     for summary in api.containers(all=True):
@@ -209,4 +212,5 @@ def _gather(client: docker.DockerClient, host: str) -> EngineFacts:
         ),
         rootless=any("rootless" in s for s in security),
         podman=libpod is not None,
+        edition=str((version.get("Platform") or {}).get("Name") or ""),
     )
