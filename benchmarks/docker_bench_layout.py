@@ -32,23 +32,11 @@ for path in (REPO_ROOT, REPO_ROOT / "tests"):  # the tests' dockerd fixture
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench.engines import alpine_dockerd  # noqa: E402
+from bench.engines import alpine_dockerd, bench_json, run_good_and_bad  # noqa: E402
 from fixtures.dockerd import Dockerd  # noqa: E402
 
 AGREE = ("5.5", "5.10", "5.11", "5.16")
 """Checks whose outcome does not depend on how a tool words or scores them: both must say the same."""
-
-
-def ours(daemon: Dockerd, root: Path) -> dict[str, Any]:
-    """trustyard bench's JSON log of sections 1, 2, 5 and C against ``daemon``."""
-    argv = [sys.executable, "-m", "trustyard", "bench", "--root", str(root), "--docker-host",
-            f"unix://{daemon.socket}", "--format", "json", "--check", "1", "--check", "2", "--check", "5",
-            "--check", "C"]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"trustyard bench failed: {proc.stderr[-2000:]}")
-    found: dict[str, Any] = json.loads(proc.stdout)
-    return found
 
 
 def theirs(daemon: Dockerd, git_dir: Path, workdir: Path) -> dict[str, Any]:
@@ -111,13 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.docker_bench_git / "HEAD").is_file():
         parser.error(f"{args.docker_bench_git} is not a git directory")
     with tempfile.TemporaryDirectory() as tmp, alpine_dockerd(Path(tmp) / "dockerd") as daemon:
-        daemon.docker("run", "-d", "--name", "bad", "--network", "host", "-v", "/etc:/host-etc:ro",
-                      "bench/alpine:3.20", "sleep", "300", check=True)  # fmt: skip
-        daemon.docker("run", "-d", "--name", "good", "--network", "none", "--memory", "64m", "--read-only",
-                      "bench/alpine:3.20", "sleep", "300", check=True)  # fmt: skip
+        run_good_and_bad(daemon)
         root = Path(tmp) / "root"
         root.mkdir()
-        problems = differences(ours(daemon, root), theirs(daemon, args.docker_bench_git, Path(tmp)))
+        ours = bench_json(daemon, root, "1", "2", "5", "C")
+        problems = differences(ours, theirs(daemon, args.docker_bench_git, Path(tmp)))
     for problem in problems:
         print(problem)
     print("same layout, same checks, same outcomes" if not problems else f"{len(problems)} differences")

@@ -15,16 +15,13 @@ cannot be part of this suite); docs/bench.md records its last result.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.engines import alpine_dockerd
+from bench.engines import alpine_dockerd, bench_json, run_good_and_bad
 from fixtures.dockerd import Dockerd
 
 pytestmark = pytest.mark.interop
@@ -38,20 +35,8 @@ RESULT = {"id": str, "desc": str, "result": str, "details": str, "items": list, 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
     with alpine_dockerd(tmp_path_factory.mktemp("dockerd")) as daemon:
-        daemon.docker("run", "-d", "--name", "bad", "--network", "host", "-v", "/etc:/host-etc:ro",
-                      "bench/alpine:3.20", "sleep", "300", check=True)  # fmt: skip
-        daemon.docker("run", "-d", "--name", "good", "--network", "none", "--memory", "64m", "--read-only",
-                      "bench/alpine:3.20", "sleep", "300", check=True)  # fmt: skip
+        run_good_and_bad(daemon)
         yield daemon
-
-
-def _ours(daemon: Dockerd, root: Path, *checks: str) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "trustyard", "bench", "--root", str(root), "--docker-host", f"unix://{daemon.socket}",
-            "--format", "json", *(a for c in checks for a in ("--check", c))]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    log: dict[str, Any] = json.loads(proc.stdout)
-    return log
 
 
 def findings_importer(log: dict[str, Any]) -> list[dict[str, str]]:
@@ -90,7 +75,7 @@ def csv_converter(log: dict[str, Any]) -> list[str]:
 
 
 def test_consumers_read_our_log(engine: Dockerd, tmp_path: Path) -> None:
-    log = _ours(engine, tmp_path)  # the whole bench: sections 1-7, C and dockle (no image: INFO)
+    log = bench_json(engine, tmp_path)  # the whole bench: sections 1-7, C and dockle (no image: INFO)
     assert {k: type(log[k]) for k in TOP} == TOP
     results = [r for s in log["tests"] for r in s["results"]]
     assert all({k: type(s[k]) for k in SECTION} == SECTION for s in log["tests"])
