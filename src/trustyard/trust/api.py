@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import formatdate
-from functools import partial
 from typing import Any, Final
 
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +33,7 @@ from trustyard.auth.policy import ANONYMOUS, project_of
 from trustyard.auth.scopes import ForeignHostError, local_name
 from trustyard.auth.service import AccessControl
 from trustyard.oci.reference import InvalidReferenceError, validate_name
-from trustyard.registry.api.access import RefusalError, authenticate, authorize, client_address, refuse
+from trustyard.registry.api.access import RefusalError, authenticate, authorize, client_address, refuse, run_read
 from trustyard.registry.api.token import registry_hosts
 from trustyard.trust.errors import InvalidRoleError, MalformedUploadError, MetadataNotFoundError, TrustError
 from trustyard.trust.metadata import MAX_NAME, is_valid_role
@@ -195,24 +194,17 @@ async def _authorize(request: Request, access: AccessControl, gun: str, needed: 
     return None
 
 
-async def _get(request: Request, service: TrustService, gun: str, role: str, **which: Any) -> Any:
-    """A stored file: read inline when the registry's reads are (SQLite answers in well under a millisecond,
-    less than the hop to a worker thread costs), else in a worker thread so a network database never stalls
-    the event loop; the registry's own hot reads follow the same rule."""
-    if request.app.state.registry.inline_reads:
-        return service.get(gun, role, **which)
-    return await run_in_threadpool(partial(service.get, gun, role, **which))
-
-
 async def _metadata(request: Request, service: TrustService, gun: str, file: str) -> Response:
     if (m := _BY_CHECKSUM.match(file)) is not None:
-        found = await _get(request, service, gun, m["role"], checksum=m["hash"])
+        found = await run_read(request.app.state.registry.inline_reads, service.get, gun, m["role"], checksum=m["hash"])
         cache = _CONSISTENT_CACHE
     elif (m := _BY_VERSION.match(file)) is not None:
-        found = await _get(request, service, gun, m["role"], version=int(m["version"]))
+        found = await run_read(
+            request.app.state.registry.inline_reads, service.get, gun, m["role"], version=int(m["version"])
+        )
         cache = _CONSISTENT_CACHE
     elif (m := _LATEST.match(file)) is not None:
-        found = await _get(request, service, gun, m["role"])
+        found = await run_read(request.app.state.registry.inline_reads, service.get, gun, m["role"])
         cache = _LATEST_CACHE
     else:
         raise _NotFoundError(f"no such trust file {file[:100]!r}")

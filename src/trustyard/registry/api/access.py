@@ -142,11 +142,13 @@ def refuse(
     )
 
 
-async def _run(access: AccessControl, fn: Callable[..., T], *args: Any) -> T:
-    """Inline on SQLite (cache hits and local reads take microseconds), in a worker thread otherwise."""
-    if access.store.db.is_sqlite:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
+async def run_read(inline: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` inline when ``inline`` (SQLite: cache hits and local reads take microseconds,
+    less than the hop to a worker thread), else in a worker thread so a network database never stalls the
+    event loop. The one rule for every hot read of the registry, its access checks and its trust service."""
+    if inline:
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 async def authenticate(request: Request, access: AccessControl) -> Caller:
@@ -201,9 +203,9 @@ async def authorize(
     principal = caller.principal
     policy = access.policy
     creating = Action.PUSH in need and policy.may_create_project(principal)
-    if creating and not await _run(access, policy.project_exists, project_of(repository)):
+    if creating and not await run_read(access.store.db.is_sqlite, policy.project_exists, project_of(repository)):
         await run_in_threadpool(_create_project, access, principal, repository, client_address(request))
-    allowed = await _run(access, policy.actions, principal, repository)
+    allowed = await run_read(access.store.db.is_sqlite, policy.actions, principal, repository)
     if not need <= allowed:
         if principal.anonymous:
             scope = (Scope("repository", repository, challenge or _challenge_actions(need)),)

@@ -8,8 +8,8 @@ slashes, so ``/v2/<name>/...`` is matched by one regular expression rather than 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator
+from typing import Final
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -25,7 +25,15 @@ from trustyard.auth.scopes import Scope
 from trustyard.auth.service import AccessControl
 from trustyard.oci.mediatypes import INDEX_TYPES, MediaType
 from trustyard.oci.reference import InvalidReferenceError, is_tag, validate_name
-from trustyard.registry.api.access import TOKEN_PATH, RefusalError, authenticate, authorize, client_address, refuse
+from trustyard.registry.api.access import (
+    TOKEN_PATH,
+    RefusalError,
+    authenticate,
+    authorize,
+    client_address,
+    refuse,
+    run_read,
+)
 from trustyard.registry.api.errors import BASE_HEADERS, error_response, registry_error_response
 from trustyard.registry.api.openapi import openapi
 from trustyard.registry.api.token import token_endpoint
@@ -45,15 +53,6 @@ _PATH: Final = re.compile(
 _CONTENT_RANGE: Final = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
 MAX_PAGE: Final = 1000
-
-T = TypeVar("T")
-
-
-async def _read(service: RegistryService, fn: Callable[..., T], *args: Any) -> T:
-    """Run a hot read inline when the database answers in microseconds, else in a worker thread."""
-    if service.inline_reads:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
 
 
 def _headers(**extra: str) -> dict[str, str]:
@@ -186,7 +185,7 @@ async def _blob(request: Request, service: RegistryService, m: re.Match[str]) ->
     if request.method == "DELETE":
         await run_in_threadpool(service.delete_blob, name, digest)
         return Response(status_code=202, headers=_headers(Content_Length="0"))
-    size, stale = await _read(service, service.stat_blob, name, digest)
+    size, stale = await run_read(service.inline_reads, service.stat_blob, name, digest)
     if stale:
         await run_in_threadpool(service.touch_blob, digest)
     headers = _headers(
@@ -328,16 +327,18 @@ async def _manifest(request: Request, service: RegistryService, m: re.Match[str]
     method = request.method
     if method in ("GET", "HEAD"):
         if method == "HEAD":
-            rec = await _read(service, service.head_manifest, name, reference)
+            rec = await run_read(service.inline_reads, service.head_manifest, name, reference)
             digest, media_type, size, body = rec.digest, rec.media_type, rec.size, b""
         else:
-            stored = await _read(service, service.get_manifest, name, reference)
+            stored = await run_read(service.inline_reads, service.get_manifest, name, reference)
             digest, media_type, body = stored.digest, stored.media_type, stored.body
             size = len(body)
         if not _accepts(request, media_type) and media_type in INDEX_TYPES and is_tag(reference):
             # an old client that cannot read indexes gets the linux/amd64 image, as the reference registry does
-            index = await _read(service, service.get_manifest, name, reference)
-            fallback = await _read(service, service.platform_manifest, name, index, lambda t: _accepts(request, t))
+            index = await run_read(service.inline_reads, service.get_manifest, name, reference)
+            fallback = await run_read(
+                service.inline_reads, service.platform_manifest, name, index, lambda t: _accepts(request, t)
+            )
             if fallback is not None:
                 digest, media_type = fallback.digest, fallback.media_type
                 body, size = (b"", len(fallback.body)) if method == "HEAD" else (fallback.body, len(fallback.body))
@@ -443,7 +444,7 @@ async def _gate(request: Request, pull: Pull) -> Response | None:
     gates: tuple[PullGate, ...] = getattr(request.app.state, "pull_gates", ())
     service: RegistryService = request.app.state.registry
     # gates answer from caches keyed on the newest trust change and scan; on SQLite a miss is a local read too
-    refused = await _read(service, first_refusal, gates, pull)
+    refused = await run_read(service.inline_reads, first_refusal, gates, pull)
     if refused is None:
         return None
     access: AccessControl = request.app.state.access
